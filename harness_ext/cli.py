@@ -1,0 +1,147 @@
+"""`fm5`: argument parsing and exit codes only (0 ok, 1 regression, 2 unusable input). Heavy imports stay inside the
+subcommands so that `fm5 --help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """Bad configuration or arguments; the message is one line."""
+
+
+def _cmd_tasks_path(args) -> int:
+    from harness_ext import tasks_path
+
+    print(tasks_path())
+    return EXIT_OK
+
+
+def _cmd_data(args) -> int:
+    from harness_ext.data import Split, load_qa, resolve_data_path
+
+    path = resolve_data_path(args.data)
+    rows = load_qa(path)
+    train, test = Split(args.test_size, args.seed).apply(rows)
+    summary = {"file": str(path), "rows": len(rows), "train": len(train), "test": len(test)}
+    if args.ids:
+        summary["test_ids"] = [r["id"] for r in test]
+    print(json.dumps(summary, indent=1))
+    return EXIT_OK
+
+
+def _cmd_train(args, extra) -> int:
+    from training.sft import main as train_main
+
+    return train_main(args, extra)
+
+
+def _cmd_eval(args, extra) -> int:
+    from harness_ext.sweep import main as sweep_main
+
+    return sweep_main(args, extra)
+
+
+def _cmd_demo(args) -> int:
+    from harness_ext.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def _cmd_report(args) -> int:
+    from reports.build import main as report_main
+
+    return report_main(args)
+
+
+def _cmd_gate(args) -> int:
+    from harness_ext.gate import main as gate_main
+
+    return gate_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fm5", description="FM 5-0 fine-tuning evaluation suite (lm-eval plugin).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("tasks-path", help="print the folder to pass to lm_eval --include_path")
+    p.set_defaults(func=_cmd_tasks_path)
+
+    p = sub.add_parser("data", help="validate a QA file and show its train/test split")
+    p.add_argument("--data", help="QA file (JSONL or JSON); default $FM5_DATA")
+    p.add_argument("--test_size", type=float, default=0.1, help="fraction (or count, if >= 1) held out")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--ids", action="store_true", help="also list the test ids")
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser(
+        "train",
+        help="LoRA fine-tuning with TRL (any config or SFTConfig field can be overridden with --key value)",
+    )
+    p.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
+    p.add_argument("--data", help="QA file; default: the config's data, else $FM5_DATA")
+    p.add_argument("--output_dir", help="where the adapter and checkpoints go")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
+    p.set_defaults(func=_cmd_train, takes_extra=True)
+
+    p = sub.add_parser("eval", help="evaluate a base model and adapters in one process (lm-eval output folders)")
+    p.add_argument("--model_args", required=True, help="pretrained=...[,gguf_file=...] as for lm_eval --model hf")
+    p.add_argument("--adapters", nargs="*", default=[], help="PEFT adapter dirs or training output dirs")
+    p.add_argument("--tasks", default="fm5_qa_open,fm5_qa_closed")
+    p.add_argument("--output_path", required=True)
+    p.add_argument("--no-base", dest="base", action="store_false", help="skip the base model")
+    p.set_defaults(func=_cmd_eval, takes_extra=True)
+
+    p = sub.add_parser("demo", help="train + evaluate + report on the packaged default models")
+    p.add_argument("--data", help="QA file; default $FM5_DATA")
+    p.add_argument("--output", default="fm5-demo", help="output folder")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("report", help="HTML report from lm-eval output folders and training runs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-o", "--output", required=True, help="HTML file to write")
+    p.add_argument("--base", help="which PATH is the baseline (default: the first model)")
+    p.add_argument("--markdown", help="also write the summary table as Markdown")
+    p.set_defaults(func=_cmd_report)
+
+    from harness_ext.gate import add_arguments as add_gate_arguments
+
+    p = sub.add_parser("gate", help="regression gate with paired bootstrap intervals", description=_gate_help())
+    add_gate_arguments(p)
+    p.set_defaults(func=_cmd_gate)
+    return parser
+
+
+def _gate_help() -> str:
+    from harness_ext.gate import RULE
+
+    return RULE
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness_ext.data import DataError
+    from harness_ext.models import ModelError
+    from harness_ext.results import ResultsError
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        code = args.func(args, extra) if getattr(args, "takes_extra", False) else args.func(args)
+    except (DataError, ModelError, ResultsError, UsageError) as err:
+        print(f"fm5 {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"fm5 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

