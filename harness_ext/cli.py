@@ -10,10 +10,6 @@ import sys
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class UsageError(ValueError):
-    """Bad configuration or arguments; the message is one line."""
-
-
 def _cmd_tasks_path(args) -> int:
     from harness_ext import tasks_path
 
@@ -124,9 +120,7 @@ def _gate_help() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness_ext.data import DataError
-    from harness_ext.models import ModelError
-    from harness_ext.results import ResultsError
+    from harness_ext.errors import Fm5Error
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -134,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code = args.func(args, extra) if getattr(args, "takes_extra", False) else args.func(args)
-    except (DataError, ModelError, ResultsError, UsageError) as err:
+    except Fm5Error as err:
         print(f"fm5 {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

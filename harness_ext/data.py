@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness_ext.errors import Fm5Error
+
 REQUIRED_FIELDS = ("passage", "question", "answer")
 # fields that must hold at least one non-blank character (a passage may be empty: closed-book rows exist)
 NON_EMPTY_FIELDS = ("question", "answer")
@@ -24,7 +26,7 @@ DEFAULT_TEST_SIZE = 0.1
 DEFAULT_SEED = 42
 
 
-class DataError(ValueError):
+class DataError(Fm5Error):
     """Unusable input. ``str(err)`` is one line: ``FILE:LINE: field 'NAME': what is wrong``."""
 
     def __init__(self, path: str | os.PathLike, message: str, line: int | None = None, field: str | None = None):

@@ -12,12 +12,14 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from harness_ext.errors import Fm5Error
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_ID = "all-MiniLM-L6-v2"
 BERTSCORE_FALLBACK = ("roberta-large", 17)  # bert_score's own default for English
 
 
-class ModelError(ValueError):
+class ModelError(Fm5Error):
     """A model, adapter or backbone that cannot be used; the message is one line."""
 
 
@@ -113,14 +115,18 @@ def drop_quantizer_marker(model) -> None:
         obj.quantization_method = None
 
 
+def _cache_entry(pretrained: str, gguf_file: str) -> Path:
+    gguf = _gguf_path(pretrained, gguf_file)
+    return cache_root() / "bases" / f"{gguf.stem}-{_cache_key(gguf)}"
+
+
 def converted_base(pretrained: str, gguf_file: str) -> Path:
     """A plain Hugging Face folder (float weights + tokenizer) for a GGUF base, converted once and cached.
 
     Keyed by the GGUF file's sha256 and the transformers/torch versions; written to a temporary folder and renamed
     into place, so an interrupted conversion never leaves a half-written cache entry.
     """
-    gguf = _gguf_path(pretrained, gguf_file)
-    target = cache_root() / "bases" / f"{gguf.stem}-{_cache_key(gguf)}"
+    gguf, target = _gguf_path(pretrained, gguf_file), _cache_entry(pretrained, gguf_file)
     if (target / "fm5_base.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -156,7 +162,13 @@ def load_tokenizer(pretrained: str, gguf_file: str | None = None, tokenizer: str
 
     if tokenizer:
         return AutoTokenizer.from_pretrained(tokenizer)
-    return AutoTokenizer.from_pretrained(resolve_pretrained(pretrained, gguf_file))
+    if gguf_file:
+        cached = _cache_entry(pretrained, gguf_file)
+        if (cached / "fm5_base.json").is_file():
+            return AutoTokenizer.from_pretrained(cached)
+        gguf = _gguf_path(pretrained, gguf_file)
+        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # no need to convert the weights
+    return AutoTokenizer.from_pretrained(pretrained)
 
 
 def load_base(pretrained: str, gguf_file: str | None = None, dtype: str = "float32", device: str | None = None):

@@ -1,0 +1,270 @@
+"""Regression gate: did a candidate model get worse than a baseline on the FM 5-0 tasks, beyond noise?
+
+Decisions only; reading is `results`, statistics are `stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness_ext import results as R
+from harness_ext.errors import UsageError
+from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_bootstrap
+
+RULE = """\
+Decision rule. For each task and metric, over the questions both runs answered, the change is measured in the
+metric's bad direction: worsening = baseline - candidate (higher-is-better metrics) or candidate - baseline
+(perplexity). A paired bootstrap (the same resampled questions for both runs; >= 10,000 resamples, fixed seed;
+corpus metrics such as perplexity are recomputed on every resample) gives a 95 % interval [lo, hi] of the
+worsening. The tolerance is absolute, or relative to the baseline value (gate.yaml). A metric FAILS when
+worsening > tolerance AND lo > tolerance, i.e. the whole interval lies beyond "no worse than tolerance";
+otherwise it passes. Exit 0: every metric passes; 1: at least one fails; 2: unusable input (missing task,
+metric or samples, different question sets without --allow-subset, a --limit run unless allowed, different
+task versions or BERTScore backbones, unreadable files)."""
+
+DEFAULT_CONFIG = {
+    "tasks": ["fm5_qa_open", "fm5_qa_closed"],
+    "metrics": list(R.METRICS),
+    "resamples": DEFAULT_RESAMPLES,
+    "seed": DEFAULT_SEED,
+    "allow_limit": False,
+    "tolerance": {
+        "perplexity": {"relative": 0.05},
+        "exact_match": {"absolute": 0.02},
+        "f1": {"absolute": 0.02},
+        "bertscore_precision": {"absolute": 0.01},
+        "bertscore_recall": {"absolute": 0.01},
+        "bertscore_f1": {"absolute": 0.01},
+    },
+    "task_tolerance": {},  # e.g. {fm5_qa_closed: {f1: {absolute: 0.03}}}
+}
+
+
+@dataclass
+class Row:
+    task: str
+    metric: str
+    higher_is_better: bool
+    baseline: float
+    candidate: float
+    delta: float
+    low: float
+    high: float
+    worsening: float
+    tolerance: float
+    mde: float
+    n: int
+    verdict: str  # "pass" | "fail"
+    note: str
+
+
+def load_config(path: str | None) -> dict:
+    config = json.loads(json.dumps(DEFAULT_CONFIG))
+    if not path:
+        return config
+    import yaml
+
+    try:
+        user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise UsageError(f"{path}: unreadable gate config ({str(err).splitlines()[0]})") from None
+    unknown = set(user) - set(config)
+    if not isinstance(user, dict) or unknown:
+        raise UsageError(f"{path}: unknown gate config keys {sorted(unknown)}; known: {sorted(config)}")
+    for key, value in user.items():
+        if key in ("tolerance", "task_tolerance"):
+            config[key].update(value or {})
+        else:
+            config[key] = value
+    for metric in config["metrics"]:
+        if metric not in R.METRICS:
+            raise UsageError(f"{path}: unknown metric {metric!r}; known: {list(R.METRICS)}")
+    if int(config["resamples"]) < 10_000:
+        raise UsageError(f"{path}: resamples must be at least 10000")
+    return config
+
+
+def _tolerance(config: dict, task: str, metric: str, base_value: float, where: str) -> float:
+    spec = config["task_tolerance"].get(task, {}).get(metric) or config["tolerance"].get(metric) or {"absolute": 0}
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("absolute", "relative"):
+        raise UsageError(f"{where}: tolerance of {task}/{metric} must be {{absolute: X}} or {{relative: X}}")
+    kind, value = next(iter(spec.items()))
+    return float(value) * (abs(base_value) if kind == "relative" else 1.0)
+
+
+def _single_run(path: str, role: str) -> R.ModelRun:
+    runs = R.find_runs(path)
+    if len(runs) != 1:
+        labels = ", ".join(r.path.name for r in runs)
+        raise UsageError(f"{path}: --{role} must be one model's output folder; it holds {len(runs)} ({labels})")
+    return runs[0]
+
+
+def _check_runs(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: bool) -> tuple[dict, list[str]]:
+    """Fail-closed checks; returns the question ids to compare per task and notes to print."""
+    notes, shared = [], {}
+    for run in (base, cand):
+        if not config["allow_limit"] and (run.limit is not None or any(t.partial for t in run.tasks.values())):
+            raise UsageError(f"{run.path}: a --limit run (limit={run.limit}); set allow_limit: true to gate on it")
+    for task in config["tasks"]:
+        for run in (base, cand):
+            if task not in run.tasks:
+                raise UsageError(f"{run.path}: task {task} missing")
+            if task in run.missing_samples:
+                raise UsageError(f"{run.path}: no samples_{task}_*.jsonl (run lm_eval with --log_samples)")
+            missing = [m for m in config["metrics"] if m not in run.tasks[task].aggregate]
+            if missing:
+                raise UsageError(f"{run.path}: task {task} lacks metric(s) {', '.join(missing)}")
+        tb, tc = base.tasks[task], cand.tasks[task]
+        if tb.version != tc.version:
+            raise UsageError(f"{task}: task versions differ (baseline {tb.version}, candidate {tc.version})")
+        if any(m in R.BERTSCORE for m in config["metrics"]) and tb.backbone != tc.backbone:
+            raise UsageError(f"{task}: BERTScore backbones differ (baseline {tb.backbone}, candidate {tc.backbone})")
+        ids_b, ids_c = set(tb.ids), set(tc.ids)
+        if ids_b != ids_c:
+            if not allow_subset:
+                raise UsageError(
+                    f"{task}: the runs answered different questions ({len(ids_b)} vs {len(ids_c)}, "
+                    f"{len(ids_b & ids_c)} shared); pass --allow-subset to compare the shared ones"
+                )
+            notes.append(f"{task}: comparing the {len(ids_b & ids_c)} questions both runs answered "
+                         f"(baseline {len(ids_b)}, candidate {len(ids_c)})")
+        common = sorted(ids_b & ids_c)
+        if not common:
+            raise UsageError(f"{task}: the runs share no question")
+        shared[task] = common
+    return shared, notes
+
+
+def _values(tr: R.TaskRun, metric: str, ids: list[str]) -> list:
+    by_id = dict(zip(tr.ids, R.per_question(tr, metric)))
+    return [by_id[i] for i in ids]
+
+
+def evaluate(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: bool = False) -> tuple[list[Row], list[str]]:
+    shared, notes = _check_runs(base, cand, config, allow_subset)
+    rows = []
+    for task, ids in shared.items():
+        for metric in config["metrics"]:
+            higher, kind = R.METRICS[metric]
+            cmp = paired_bootstrap(kind, _values(base.tasks[task], metric, ids), _values(cand.tasks[task], metric, ids),
+                                   int(config["resamples"]), int(config["seed"]))
+            sign = 1.0 if higher else -1.0
+            worsening = -sign * cmp.delta
+            worse_low = min(-sign * cmp.low, -sign * cmp.high)
+            tol = _tolerance(config, task, metric, cmp.base, "gate config")
+            failed = worsening > tol and worse_low > tol
+            note = "" if cmp.mde <= tol else f"n={cmp.n} too small to detect a change of {tol:.4g} (MDE {cmp.mde:.4g})"
+            rows.append(Row(task, metric, higher, cmp.base, cmp.candidate, cmp.delta, cmp.low, cmp.high, worsening,
+                            tol, cmp.mde, cmp.n, "fail" if failed else "pass", note))
+    return rows, notes
+
+
+# ------------------------------------------------------------------------------------------------------ outputs
+
+
+def _fmt(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:.4f}"
+
+
+def table(rows: list[Row]) -> str:
+    head = ["task", "metric", "baseline", "candidate", "delta", "95% CI", "tolerance", "MDE", "verdict"]
+    body = [[r.task, r.metric + (" (lower better)" if not r.higher_is_better else ""), _fmt(r.baseline),
+             _fmt(r.candidate), f"{r.delta:+.4f}", f"[{r.low:+.4f}, {r.high:+.4f}]", _fmt(r.tolerance), _fmt(r.mde),
+             r.verdict.upper()] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(rows: list[Row], verdict: str, base: str, cand: str, notes: list[str]) -> str:
+    out = [f"### fm5 gate: **{verdict.upper()}**", "", f"Baseline `{base}` vs candidate `{cand}`.", ""]
+    out += [f"- {n}" for n in notes] + ([""] if notes else [])
+    out += ["| task | metric | baseline | candidate | delta | 95% CI | tolerance | MDE | verdict |",
+            "|---|---|---:|---:|---:|---|---:|---:|---|"]
+    for r in rows:
+        out.append(f"| {r.task} | {r.metric} | {_fmt(r.baseline)} | {_fmt(r.candidate)} | {r.delta:+.4f} | "
+                   f"[{r.low:+.4f}, {r.high:+.4f}] | {_fmt(r.tolerance)} | {_fmt(r.mde)} | "
+                   f"{'❌ FAIL' if r.verdict == 'fail' else '✅ pass'} |")
+    return "\n".join(out) + "\n"
+
+
+def junit(rows: list[Row]) -> bytes:
+    failures = sum(r.verdict == "fail" for r in rows)
+    suites = ET.Element("testsuites", name="fm5 gate", tests=str(len(rows)), failures=str(failures), errors="0")
+    suite = ET.SubElement(suites, "testsuite", name="fm5 gate", tests=str(len(rows)), failures=str(failures),
+                          errors="0", skipped="0", time="0")
+    for r in rows:
+        case = ET.SubElement(suite, "testcase", classname=f"fm5_gate.{r.task}", name=r.metric, time="0")
+        summary = (f"baseline {_fmt(r.baseline)}, candidate {_fmt(r.candidate)}, delta {r.delta:+.4f}, "
+                   f"95% CI [{r.low:+.4f}, {r.high:+.4f}], tolerance {_fmt(r.tolerance)}, n={r.n}")
+        if r.verdict == "fail":
+            ET.SubElement(case, "failure", message=f"{r.task}/{r.metric} regressed: {summary}",
+                          type="regression").text = summary
+        else:
+            ET.SubElement(case, "system-out").text = summary + (f"; {r.note}" if r.note else "")
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
+
+
+def _round(x):
+    if isinstance(x, float):
+        return None if math.isnan(x) else round(x, 10)
+    return x
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--baseline", required=True, help="baseline model's lm-eval output folder")
+    p.add_argument("--candidate", required=True, help="candidate model's lm-eval output folder")
+    p.add_argument("--config", help="gate.yaml with tolerances (default: built-in, see examples/gate.yaml)")
+    p.add_argument("--allow-subset", action="store_true", help="compare only the questions both runs answered")
+    p.add_argument("--json", help="write machine-readable verdicts here")
+    p.add_argument("--junit", help="write a JUnit XML report here (one test case per task x metric)")
+    p.add_argument("--markdown", help="append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+
+
+def main(args) -> int:
+    config = load_config(args.config)
+    base, cand = _single_run(args.baseline, "baseline"), _single_run(args.candidate, "candidate")
+    rows, notes = evaluate(base, cand, config, args.allow_subset)
+    verdict = "fail" if any(r.verdict == "fail" for r in rows) else "pass"
+    print(f"fm5 gate: baseline {base.label} ({base.path}) vs candidate {cand.label} ({cand.path})")
+    for n in notes:
+        print(f"note: {n}")
+    print(table(rows))
+    for r in rows:
+        if r.note:
+            print(f"note: {r.task}/{r.metric}: {r.note}")
+    failed = [f"{r.task}/{r.metric}" for r in rows if r.verdict == "fail"]
+    print(f"verdict: {verdict.upper()}" + (f" ({', '.join(failed)} regressed)" if failed else ""))
+    if args.json:
+        doc = {"verdict": verdict, "baseline": str(args.baseline), "candidate": str(args.candidate),
+               "config": config, "notes": notes, "rule": RULE,
+               "rows": [{k: _round(v) for k, v in asdict(r).items()} for r in rows]}
+        _write_atomic(args.json, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    if args.junit:
+        _write_atomic(args.junit, junit(rows))
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as fh:
+            fh.write(markdown(rows, verdict, base.label, cand.label, notes))
+    sys.stdout.flush()
+    return 1 if verdict == "fail" else 0

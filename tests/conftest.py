@@ -1,0 +1,96 @@
+"""Shared fixtures: the FM 5-0 data beside the repo, small QA files written per test, and one session-scoped
+fixture per packaged model. Nothing is loaded at collection time and nothing comes from the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_QA = Path(os.environ.get("FM5_SHARED", REPO.parent / "shared")) / "fm5" / "qa_pairs.jsonl"
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_qa() -> Path:
+    if not SHARED_QA.is_file():
+        pytest.fail(f"FM 5-0 data not found at {SHARED_QA}; set FM5_SHARED to the shared/ folder")
+    return SHARED_QA
+
+
+@pytest.fixture(scope="session")
+def shared_rows(shared_qa):
+    from harness_ext.data import load_qa
+
+    return load_qa(shared_qa)
+
+
+@pytest.fixture(scope="session")
+def small_qa(tmp_path_factory, shared_rows) -> Path:
+    """40 real rows with short passages: a test split of 4 questions, quick to evaluate."""
+    rows = sorted(shared_rows, key=lambda r: len(r["passage"]))[:40]
+    return write_jsonl(tmp_path_factory.mktemp("data") / "small_qa.jsonl", rows)
+
+
+@pytest.fixture(scope="session")
+def fm5_cache(tmp_path_factory) -> Path:
+    """A conversion cache of this test session (never the user's)."""
+    path = tmp_path_factory.mktemp("fm5_cache")
+    os.environ["FM5_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> tuple[str, str]:
+    from harness_ext.models import packaged_smollm2
+
+    return packaged_smollm2()
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf, fm5_cache):
+    """(model, tokenizer, converted folder) of the packaged SmolLM2-135M, dequantized once per session."""
+    from harness_ext.models import converted_base, load_base
+
+    folder = converted_base(*smollm2_gguf)
+    model, tokenizer = load_base(str(folder))
+    model.eval()
+    return model, tokenizer, folder
+
+
+def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int = 2) -> Path:
+    """Stock `lm_eval` as a user runs it; returns the model's output folder."""
+    cmd = [
+        sys.executable, "-m", "lm_eval", "--include_path", str(REPO / "tasks"),
+        "--tasks", "fm5_qa_open,fm5_qa_closed", "--apply_chat_template",
+        "--model", "hf", "--model_args", model_args, "--device", "cpu", "--batch_size", "4",
+        "--metadata", json.dumps({"fm5_data": str(data)}), "--limit", str(limit),
+        "--output_path", str(out), "--log_samples", *extra,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folders = [p.parent for p in out.rglob("results_*.json")]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory, small_qa, smollm2_gguf) -> Path:
+    """One real lm_eval run of the packaged SmolLM2 GGUF on both tasks (2 questions each)."""
+    pretrained, gguf = smollm2_gguf
+    return run_lm_eval(
+        tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
+        "--gen_kwargs", "max_gen_toks=32",
+    )
