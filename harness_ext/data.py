@@ -136,7 +136,7 @@ class Split:
     seed: int = DEFAULT_SEED
 
     def n_test(self, n_rows: int) -> int:
-        if isinstance(self.test_size, int) or (isinstance(self.test_size, float) and self.test_size >= 1):
+        if self.test_size >= 1:
             n = int(self.test_size)
         elif 0 < self.test_size < 1:
             n = round(self.test_size * n_rows)

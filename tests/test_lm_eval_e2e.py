@@ -1,0 +1,107 @@
+"""Stock `lm_eval` on the packaged SmolLM2 GGUF (and a PEFT adapter over it), checked against an independent
+computation of every metric."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_lm_eval
+from harness_ext import metrics, prompts
+from harness_ext.models import bertscore_backbone
+from harness_ext.results import METRICS, load_run
+
+TASKS = {"fm5_qa_open": "open", "fm5_qa_closed": "closed"}
+
+
+def _samples(folder, task):
+    (path,) = folder.glob(f"samples_{task}_*.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _results(folder):
+    (path,) = folder.glob("results_*.json")
+    return json.loads(path.read_text())
+
+
+@torch.no_grad()
+def _answer_nll(model, tokenizer, prompt, answer):
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    logits = model(torch.tensor([p + a])).logits[0, len(p) - 1 : -1]
+    return torch.nn.functional.cross_entropy(logits.float(), torch.tensor(a), reduction="sum").item(), len(a)
+
+
+def test_all_seven_metrics_for_both_tasks(base_run):
+    res = _results(base_run)
+    for task in TASKS:
+        assert {f"{m},none" for m in METRICS} <= set(res["results"][task])
+        assert res["configs"][task]["metadata"]["bertscore_backbone"] == "all-MiniLM-L6-v2:L6"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_metrics_match_an_independent_computation(base_run, smollm2, task):
+    model, tokenizer, _ = smollm2
+    reported = _results(base_run)["results"][task]
+    samples = _samples(base_run, task)
+    preds = [s["filtered_resps"][0].strip() for s in samples]
+    golds = [s["doc"]["answer"].strip() for s in samples]
+
+    # the prompt lm-eval sent is the one our builder renders (chat template, pinned date)
+    pairs = []
+    for s in samples:
+        prompt = prompts.render_prompt(tokenizer, prompts.build_messages(s["doc"], TASKS[task]))
+        assert s["arguments"]["gen_args_0"]["arg_0"] == prompt
+        pairs.append(_answer_nll(model, tokenizer, prompt, s["doc"]["answer"].strip()))
+    direct_ppl = metrics.corpus_perplexity(pairs)
+    assert reported["perplexity,none"] == pytest.approx(direct_ppl, rel=0.02)
+
+    assert reported["exact_match,none"] == pytest.approx(sum(map(metrics.exact_match, preds, golds)) / len(preds),
+                                                         abs=1e-4)
+    assert reported["f1,none"] == pytest.approx(sum(map(metrics.f1, preds, golds)) / len(preds), abs=1e-4)
+
+    from bert_score import BERTScorer
+
+    backbone = bertscore_backbone()
+    p, r, f = BERTScorer(model_type=backbone["model"], num_layers=backbone["num_layers"]).score(preds, golds)
+    for name, values in (("precision", p), ("recall", r), ("f1", f)):
+        assert reported[f"bertscore_{name},none"] == pytest.approx(values.mean().item(), abs=1e-4)
+
+
+def test_results_reader_recomputes_the_aggregates(base_run):
+    run = load_run(base_run)
+    assert run.limit == 2 and set(run.tasks) == set(TASKS)
+    from harness_ext.results import corpus_value, per_question
+
+    for tr in run.tasks.values():
+        assert tr.partial and len(tr.questions) == 2
+        for metric in METRICS:
+            assert corpus_value(metric, per_question(tr, metric)) == pytest.approx(tr.aggregate[metric], abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def random_adapter(smollm2, tmp_path_factory):
+    """A LoRA adapter over the packaged base with non-zero weights, so it changes the model's outputs."""
+    from peft import LoraConfig, get_peft_model
+
+    model, _, _ = smollm2
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    path = tmp_path_factory.mktemp("adapter") / "random-lora"
+    peft_model.save_pretrained(path)
+    peft_model.unload()  # give the shared session model back unchanged
+    return path
+
+
+def test_lm_eval_on_a_peft_adapter_over_the_gguf_base(tmp_path, small_qa, smollm2_gguf, random_adapter, base_run):
+    pretrained, gguf = smollm2_gguf
+    folder = run_lm_eval(tmp_path, small_qa, f"pretrained={pretrained},gguf_file={gguf},peft={random_adapter}",
+                         "--gen_kwargs", "max_gen_toks=8", limit=1)
+    res = _results(folder)
+    base = _results(base_run)
+    for task in TASKS:
+        assert {f"{m},none" for m in METRICS} <= set(res["results"][task])
+    assert load_run(folder).label == "random-lora"
+    assert _samples(folder, "fm5_qa_closed")[0]["perplexity"] != _samples(base_run, "fm5_qa_closed")[0]["perplexity"]
+    assert base["config"]["model_args"].get("peft") is None
