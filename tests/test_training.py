@@ -1,0 +1,235 @@
+"""The TRL + PEFT recipe: correct labels, a real short run, its outputs, resume, and every bad input."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, write_jsonl
+from harness_ext import prompts
+from training import sft
+
+CPU_CONFIG = REPO / "training" / "configs" / "smollm2_cpu.yaml"
+FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
+        "--eval_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
+        "--logging_steps", "1"]
+
+
+def fm5_train(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config", str(CPU_CONFIG), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def train_qa(tmp_path_factory, shared_rows):
+    return write_jsonl(tmp_path_factory.mktemp("train") / "qa.jsonl", shared_rows[:40])
+
+
+# ------------------------------------------------------------------------------------------------- labels
+
+
+def _trl_dataset(model, tokenizer, rows, variant, tmp_path):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    built, _ = sft.build_rows(rows, tokenizer, variant, 1024)
+    args = SFTConfig(output_dir=str(tmp_path / "trl"), max_length=1024, report_to="none", use_cpu=True,
+                     bf16=False, per_device_train_batch_size=2)
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(built))
+    return trainer
+
+
+@pytest.mark.parametrize("variant", ["open", "closed"])
+def test_labels_are_the_answer_and_its_end_token(smollm2, shared_rows, tmp_path, variant):
+    model, tokenizer, _ = smollm2
+    rows = shared_rows[100:104]
+    trainer = _trl_dataset(model, tokenizer, rows, variant, tmp_path)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])  # pad == eos here
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    for i, row in enumerate(rows):
+        labels = [t for t in batch["labels"][i].tolist() if t != -100]
+        assert tokenizer.decode(labels) == row["answer"].strip() + "<|im_end|>\n"
+        ids = [t for t, m in zip(batch["input_ids"][i].tolist(), batch["attention_mask"][i].tolist()) if m]
+        prompt = prompts.render_prompt(tokenizer, prompts.build_messages(row, variant))
+        assert tokenizer.decode(ids) == prompt + row["answer"].strip() + "<|im_end|>\n"  # the eval prompt exactly
+
+
+def test_llama3_rows_have_one_bos_and_keep_eot(llama3_tokenizer, shared_rows, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = llama3_tokenizer
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
+    rows = shared_rows[100:102]
+    trainer = _trl_dataset(model, tok, rows, "open", tmp_path)
+    for i, row in enumerate(rows):
+        ex = trainer.train_dataset[i]
+        assert ex["input_ids"].count(tok.bos_token_id) == 1 and ex["input_ids"][0] == tok.bos_token_id
+        labels = [t for t in ex["labels"] if t != -100]
+        assert tok.decode(labels) == row["answer"].strip() + "<|eot_id|>"
+        assert f"Today Date: {prompts.PINNED_DATE}" in tok.decode(ex["input_ids"])
+
+
+def test_long_passage_is_shortened_question_and_answer_kept(smollm2, shared_rows):
+    _, tokenizer, _ = smollm2
+    row = max(shared_rows, key=lambda r: len(r["passage"]))
+    fitted, cut = sft.fit_passage(tokenizer, row, "open", 256)
+    assert cut and fitted["question"] == row["question"] and fitted["answer"] == row["answer"]
+    assert row["passage"].startswith(fitted["passage"][:50]) and len(fitted["passage"]) < len(row["passage"])
+    assert sft._full_length(tokenizer, fitted, "open") <= 256
+    built, shortened = sft.build_rows([row], tokenizer, "mixed", 256)
+    assert shortened == 1 and len(built) == 2  # mixed: an open and a closed row for each question
+
+
+# ----------------------------------------------------------------------------------------------- real run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, train_qa, fm5_cache, smollm2):
+    out = tmp_path_factory.mktemp("run") / "adapter"
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_outputs_and_provenance(trained, train_qa):
+    assert (trained / "adapter_model.safetensors").is_file() and (trained / "adapter_config.json").is_file()
+    assert sorted(p.name for p in trained.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    state = json.loads((trained / "trainer_state.json").read_text())
+    assert any("eval_loss" in e for e in state["log_history"]) and any("loss" in e for e in state["log_history"])
+    run = json.loads((trained / "fm5_run.json").read_text())
+    for key in ("base_model", "adapter", "config", "data", "split", "git_commit", "versions", "wall_time_s",
+                "tokens_seen"):
+        assert run[key] is not None, key
+    from harness_ext.data import Split, file_sha256, load_qa
+
+    assert run["data"]["sha256"] == file_sha256(train_qa)
+    train_ids, test_ids = set(run["split"]["train_ids"]), set(run["split"]["test_ids"])
+    assert train_ids and test_ids and train_ids.isdisjoint(test_ids)
+    assert test_ids == Split(0.1, 42).test_ids(load_qa(train_qa))  # the tasks' split
+    assert run["adapter"]["r"] == 8 and run["base_model"]["gguf_file"].endswith(".gguf")
+
+
+def test_adapter_moved_base_did_not_and_merge_is_exact(trained, smollm2):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    model, tokenizer, _ = smollm2
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    weights = load_file(trained / "adapter_model.safetensors")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())  # B starts at zero
+    peft_model = PeftModel.from_pretrained(model, str(trained))
+    peft_model.eval()
+    ids = tokenizer("The operations process consists of", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        unmerged = peft_model(ids).logits
+        with peft_model.disable_adapter():
+            base_logits = peft_model(ids).logits
+        merged = peft_model.merge_and_unload()(ids).logits  # merges into the shared model: restore below
+    assert not torch.allclose(unmerged, base_logits)
+    assert torch.allclose(unmerged, merged, atol=1e-4)
+    model.load_state_dict(before)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name])
+
+
+def test_every_checkpoint_loads_as_a_peft_adapter(trained, smollm2):
+    from peft import PeftModel
+
+    from harness_ext.models import check_adapter_dir
+
+    model, _, _ = smollm2
+    for ckpt in sorted(trained.glob("checkpoint-*")):
+        check_adapter_dir(ckpt)
+        peft_model = PeftModel.from_pretrained(model, str(ckpt))
+        assert peft_model.active_adapter == "default"
+        peft_model.unload()
+
+
+def test_finished_run_is_refused_without_overwrite(trained, train_qa):
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(trained), *FAST)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
+    out = tmp_path / "resumed"
+    cmd = [sys.executable, "-m", "harness_ext.cli", "train", "--config", str(CPU_CONFIG), "--data", str(train_qa),
+           "--output_dir", str(out), *FAST]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not sft.complete_checkpoints(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    assert sft.complete_checkpoints(out), "no checkpoint before the kill"
+    assert not (out / "fm5_run.json").exists()
+    half = out / "checkpoint-3"  # a checkpoint cut off mid-write must not be resumed from
+    half.mkdir(exist_ok=True)
+    (half / "adapter_config.json").write_text("{")
+    refused = fm5_train("--data", str(train_qa), "--output_dir", str(out), *FAST)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    done = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--resume", *FAST)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads((out / "fm5_run.json").read_text())
+    assert run["resumed_from"].endswith("checkpoint-2") and run["global_step"] == 4
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in trained.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def _bad_config(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(CPU_CONFIG.read_text() + text)
+    return path
+
+
+BAD_DATA = {
+    "malformed line": b'{"passage": "p", "question": "q", "answer": "a"}\n{oops\n',
+    "missing field": b'{"passage": "p", "answer": "a"}\n',
+    "non-string field": b'{"passage": "p", "question": 1, "answer": "a"}\n',
+    "empty question": b'{"passage": "p", "question": "", "answer": "a"}\n',
+    "duplicate id": b'{"id": 1, "passage": "p", "question": "q", "answer": "a"}\n'
+                    b'{"id": 1, "passage": "p", "question": "q2", "answer": "a"}\n',
+    "invalid utf-8": b'{"passage": "\xc3\x28", "question": "q", "answer": "a"}\n',
+    "empty file": b"",
+}
+
+
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_bad_data_fails_fast_with_one_line(tmp_path, case):
+    data = tmp_path / "bad.jsonl"
+    data.write_bytes(BAD_DATA[case])
+    out = tmp_path / "out"
+    started = time.time()
+    proc = fm5_train("--data", str(data), "--output_dir", str(out))
+    assert proc.returncode == 2 and time.time() - started < 60
+    assert "Traceback" not in proc.stderr and str(data) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("\nbogus_key: 1\n", "bogus_key"),
+    ("\nlora_target_modules: [q_proj, not_a_module]\n", "not_a_module"),
+    ("\ngguf_file: missing.gguf\n", "missing.gguf"),
+])
+def test_bad_config_fails_fast(tmp_path, train_qa, extra, words):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config",
+                           str(_bad_config(tmp_path, extra)), "--data", str(train_qa), "--output_dir", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_missing_data_file_and_unknown_override(tmp_path):
+    out = tmp_path / "out"
+    proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out))
+    assert proc.returncode == 2 and "nope.jsonl" in proc.stderr and not out.exists()
+    proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out), "--no_such_option", "3")
+    assert proc.returncode == 2 and "no_such_option" in proc.stderr

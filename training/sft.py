@@ -1,0 +1,364 @@
+"""LoRA fine-tuning on the FM 5-0 QA set with TRL's SFTTrainer.
+
+    fm5 train --config training/configs/smollm2_cpu.yaml --data ../shared/fm5/qa_pairs.jsonl --output_dir runs/smollm2
+    accelerate launch -m training.sft --config training/configs/llama32_1b_gpu.yaml --output_dir runs/llama
+
+Reads top to bottom: check everything (config, data, model config, output dir) -> load data and the shared split ->
+build prompt/completion rows with the shared prompt builder -> load the base (GGUF dequantized once, cached) ->
+SFTTrainer with a PEFT LoraConfig -> train -> save the adapter, trainer_state.json and fm5_run.json.
+Any field of ScriptArguments or TRL's SFTConfig can be set in the YAML and overridden with `--key value`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from harness_ext import data as fm5_data
+from harness_ext import prompts
+from harness_ext.errors import UsageError
+
+log = logging.getLogger("fm5.train")
+RUN_FILE = "fm5_run.json"
+CHECKPOINT_FILES = ("adapter_model.safetensors", "adapter_config.json", "trainer_state.json", "optimizer.pt",
+                    "scheduler.pt")
+
+
+@dataclass
+class ScriptArguments:
+    """fm5's own settings; everything else is an SFTConfig field."""
+
+    model_name_or_path: str = field(metadata={"help": "HF id or folder of the base model; pkg:NAME is the folder of "
+                                                      "an installed Python package that ships a model"})
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file in that folder, dequantized and cached"})
+    dtype: str = field(default="float32", metadata={"help": "weights dtype when loading the base"})
+    data: str | None = field(default=None, metadata={"help": "QA file; --data, else this, else $FM5_DATA"})
+    variant: str = field(default="open", metadata={"help": "open (passage in system turn), closed, or mixed (both)"})
+    test_size: float = field(default=0.1, metadata={"help": "held-out test split, shared with the lm-eval tasks"})
+    split_seed: int = field(default=42, metadata={"help": "seed of the shared split"})
+    eval_size: float = field(default=0.1, metadata={"help": "part of the training rows kept for eval loss (0: none)"})
+    max_train_rows: int | None = field(default=None, metadata={"help": "subsample the training rows (demo, tests)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"],
+                                           metadata={"help": "module names to adapt"})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "evaluations without improvement"})
+    early_stopping_threshold: float = field(default=0.0, metadata={"help": "minimum eval-loss improvement"})
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+
+
+def _parse_overrides(extra: list[str]) -> dict:
+    import yaml
+
+    out, i = {}, 0
+    while i < len(extra):
+        key = extra[i]
+        if not key.startswith("--"):
+            raise UsageError(f"unexpected argument {key!r}; overrides are --key value")
+        key = key[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            value, i = extra[i + 1], i + 2
+        else:
+            value, i = "true", i + 1
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, object]:
+    """(ScriptArguments, SFTConfig) from the YAML file and the command-line overrides; unknown keys are errors."""
+    import yaml
+    from trl import SFTConfig
+
+    try:
+        raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise UsageError(f"{config_path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"{config_path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{config_path}: expected a mapping of settings")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    ours = {f.name for f in fields(ScriptArguments)}
+    theirs = {f.name for f in fields(SFTConfig)}
+    unknown = sorted(set(raw) - ours - theirs)
+    if unknown:
+        raise UsageError(f"{config_path}: unknown key(s) {', '.join(unknown)} (not fm5 or SFTConfig settings)")
+    if "model_name_or_path" not in raw:
+        raise UsageError(f"{config_path}: model_name_or_path is required")
+    if not raw.get("output_dir"):
+        raise UsageError(f"{config_path}: output_dir is required (in the config or --output_dir)")
+    script = ScriptArguments(**{k: v for k, v in raw.items() if k in ours})
+    if script.variant not in ("open", "closed", "mixed"):
+        raise UsageError(f"{config_path}: variant must be open, closed or mixed, not {script.variant!r}")
+    try:
+        with warnings.catch_warnings():  # transformers' own deprecation notices about SFTConfig defaults
+            warnings.simplefilter("ignore", FutureWarning)
+            sft = SFTConfig(**{k: v for k, v in raw.items() if k in theirs})
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{config_path}: {str(err).splitlines()[0]}") from None
+    return script, sft
+
+
+def resolve_model_path(name: str) -> str:
+    if name.startswith("pkg:"):
+        from harness_ext.models import _package_dir
+
+        folder = _package_dir(name[4:])
+        if folder is None:
+            raise UsageError(f"model {name}: package {name[4:]} is not installed")
+        return str(folder)
+    return name
+
+
+def check_model(script: ScriptArguments) -> str:
+    """Fail fast, before loading weights: the model folder, the GGUF file and the LoRA target modules."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from harness_ext.models import _gguf_path
+
+    path = resolve_model_path(script.model_name_or_path)
+    kwargs = {}
+    if script.gguf_file:
+        _gguf_path(path, script.gguf_file)
+        kwargs["gguf_file"] = script.gguf_file
+    elif not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in path:
+        raise UsageError(f"model {path}: no such folder")
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"model {path}: {str(err).splitlines()[0]}") from None
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    names = {n.rsplit(".", 1)[-1] for n, _ in skeleton.named_modules()}
+    missing = [m for m in script.lora_target_modules if m not in names]
+    if missing:
+        raise UsageError(f"lora_target_modules {missing} not in {config.model_type} (has e.g. "
+                         f"{sorted(n for n in names if n.endswith('_proj'))})")
+    return path
+
+
+def complete_checkpoints(output_dir: Path) -> list[Path]:
+    found = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    done = [p for p in found if all((p / f).is_file() for f in CHECKPOINT_FILES)]
+    return sorted(done, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Decide what to do with an existing output dir; returns the checkpoint to resume from, if any."""
+    if not output_dir.exists() or not any(output_dir.iterdir()):
+        return None
+    if overwrite:
+        shutil.rmtree(output_dir)
+        return None
+    if (output_dir / RUN_FILE).is_file():
+        raise UsageError(f"{output_dir}: holds a finished run ({RUN_FILE}); pass --overwrite to replace it")
+    if not resume:
+        raise UsageError(f"{output_dir}: holds an unfinished run; pass --resume to continue it or --overwrite")
+    done = complete_checkpoints(output_dir)
+    for partial in set(output_dir.glob("checkpoint-*")) - set(done):
+        log.warning("removing incomplete checkpoint %s", partial)
+        shutil.rmtree(partial)
+    return done[-1] if done else None
+
+
+# ------------------------------------------------------------------------------------------------------- data
+
+
+def _full_length(tokenizer, row: dict, variant: str) -> int:
+    messages = prompts.build_messages(row, variant) + [{"role": "assistant", "content": prompts.completion_text(row)}]
+    return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                             **prompts.CHAT_TEMPLATE_KWARGS)["input_ids"])
+
+
+def fit_passage(tokenizer, row: dict, variant: str, max_length: int | None) -> tuple[dict, bool]:
+    """Shorten the passage (never the question or the answer) until the row fits max_length tokens."""
+    if not max_length or variant != "open":
+        return row, False
+    excess = _full_length(tokenizer, row, variant) - max_length
+    if excess <= 0:
+        return row, False
+    ids = tokenizer(row["passage"], add_special_tokens=False)["input_ids"]
+    for _ in range(8):
+        keep = max(len(ids) - excess - 4, 0)
+        ids = ids[:keep]
+        row = dict(row, passage=tokenizer.decode(ids))
+        excess = _full_length(tokenizer, row, variant) - max_length
+        if excess <= 0 or keep == 0:
+            break
+    if excess > 0:
+        raise UsageError(f"row {row['id']}: question and answer alone exceed max_length={max_length}")
+    return row, True
+
+
+def build_rows(rows: list[dict], tokenizer, variant: str, max_length: int | None) -> tuple[list[dict], int]:
+    """Conversational prompt/completion rows (TRL's format) from the shared prompt builder."""
+    out, shortened = [], 0
+    variants = ("open", "closed") if variant == "mixed" else (variant,)
+    for row in rows:
+        for v in variants:
+            fitted, cut = fit_passage(tokenizer, row, v, max_length)
+            shortened += cut
+            out.append({
+                "id": row["id"],
+                "prompt": prompts.build_messages(fitted, v),
+                "completion": [{"role": "assistant", "content": prompts.completion_text(fitted)}],
+                "chat_template_kwargs": dict(prompts.CHAT_TEMPLATE_KWARGS),
+            })
+    return out, shortened
+
+
+# ------------------------------------------------------------------------------------------------- provenance
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, text=True,
+                                       stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("fm5-eval", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "lm_eval"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------------ main
+
+
+def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = False) -> Path:
+    # 1. check everything before touching the output dir or loading weights
+    data_path = fm5_data.resolve_data_path(script.data)
+    rows = fm5_data.load_qa(data_path)
+    model_path = check_model(script)
+    output_dir = Path(sft.output_dir)
+    resume_from = prepare_output_dir(output_dir, resume, overwrite)
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    from harness_ext.models import load_base
+
+    started = time.time()
+    # 2. the shared split; eval rows (for eval loss and early stopping) come from the training side only
+    split = fm5_data.Split(script.test_size, script.split_seed)
+    train_rows, test_rows = split.apply(rows)
+    eval_rows = []
+    if script.eval_size:
+        train_rows, eval_rows = fm5_data.Split(script.eval_size, script.split_seed + 1).apply(train_rows)
+    if script.max_train_rows and len(train_rows) > script.max_train_rows:
+        train_rows = fm5_data.Split(script.max_train_rows, script.split_seed + 2).apply(train_rows)[1]
+        log.info("subsampled %d training rows", len(train_rows))
+
+    # 3. the base model (GGUF: dequantized once, then loaded from the cache)
+    model, tokenizer = load_base(model_path, script.gguf_file, dtype=script.dtype)
+    model.config.use_cache = False
+
+    # 4. prompt/completion rows from the shared prompt builder; long passages shortened, never the answer
+    train_ds, n_short = build_rows(train_rows, tokenizer, script.variant, sft.max_length)
+    eval_ds, n_short_eval = build_rows(eval_rows, tokenizer, script.variant, sft.max_length)
+    if n_short or n_short_eval:
+        log.warning("shortened the passage of %d training and %d eval rows to fit max_length=%s",
+                    n_short, n_short_eval, sft.max_length)
+
+    lora = LoraConfig(r=script.lora_r, lora_alpha=script.lora_alpha, lora_dropout=script.lora_dropout,
+                      target_modules=list(script.lora_target_modules), bias="none", task_type="CAUSAL_LM")
+    callbacks = []
+    if script.early_stopping_patience and eval_ds:
+        callbacks.append(EarlyStoppingCallback(script.early_stopping_patience, script.early_stopping_threshold))
+    if not eval_ds:
+        sft.eval_strategy, sft.load_best_model_at_end = "no", False
+
+    trainer = SFTTrainer(
+        model=model, args=sft, processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
+        train_dataset=Dataset.from_list(train_ds), eval_dataset=Dataset.from_list(eval_ds) if eval_ds else None,
+    )
+    # 5. train (or continue) and save
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.save_model(str(output_dir))
+    trainer.save_state()
+    if not trainer.is_world_process_zero():
+        return output_dir
+    label_tokens = sum(sum(1 for t in ex["labels"] if t != -100) for ex in trainer.train_dataset) \
+        if "labels" in trainer.train_dataset.column_names else None
+    run = {
+        "base_model": {"model_name_or_path": script.model_name_or_path, "resolved": model_path,
+                       "gguf_file": script.gguf_file, "dtype": script.dtype},
+        "adapter": json.loads((output_dir / "adapter_config.json").read_text()),
+        "config": {"fm5": asdict(script), "sft": sft.to_dict()},
+        "data": {"path": str(data_path.resolve()), "sha256": fm5_data.file_sha256(data_path), "rows": len(rows)},
+        "split": {**split.as_dict(), "eval_size": script.eval_size, "train_ids": sorted(r["id"] for r in train_rows),
+                  "eval_ids": sorted(r["id"] for r in eval_rows), "test_ids": sorted(r["id"] for r in test_rows)},
+        "rows": {"variant": script.variant, "train": len(train_ds), "eval": len(eval_ds),
+                 "passages_shortened": n_short + n_short_eval},
+        "git_commit": _git_commit(),
+        "versions": _versions(),
+        "device": str(trainer.args.device),
+        "world_size": trainer.args.world_size,
+        "wall_time_s": round(time.time() - started, 1),
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "tokens_seen": trainer.state.num_input_tokens_seen or None,
+        "answer_tokens_per_epoch": label_tokens,
+        "global_step": trainer.state.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json_atomic(output_dir / RUN_FILE, run)  # written last: its presence marks a finished run
+    return output_dir
+
+
+def main(args=None, extra: list[str] | None = None) -> int:
+    """Entry point of `fm5 train` (args from harness_ext.cli) and of `python -m training.sft`."""
+    if args is None:
+        from harness_ext.cli import build_parser
+
+        args, extra = build_parser().parse_known_args(["train", *sys.argv[1:]])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    overrides = _parse_overrides(extra or [])
+    overrides.update({"data": args.data, "output_dir": args.output_dir})
+    script, sft = load_config(args.config, overrides)
+    out = train(script, sft, resume=args.resume, overwrite=args.overwrite)
+    print(f"adapter written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from harness_ext.errors import Fm5Error
+
+    try:
+        sys.exit(main())
+    except Fm5Error as err:
+        print(f"fm5 train: error: {err}", file=sys.stderr)
+        sys.exit(2)
