@@ -1,0 +1,486 @@
+"""`fm5 report`: one self-contained HTML file (and optionally a Markdown summary) comparing a base model, its
+adapter and every checkpoint.
+
+Python collects and computes everything into plain data objects, with every number already formatted and every
+label decided; the Jinja2 template only loops and prints (autoescape on, StrictUndefined, nothing marked safe).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness_ext import results as R
+from harness_ext.errors import UsageError
+from harness_ext.stats import paired_bootstrap
+
+FLIP_THRESHOLD = 0.5  # F1 at or above this counts as "right" for the flip columns
+TASK_ORDER = ("fm5_qa_closed", "fm5_qa_open")
+CHART_W, CHART_H, PAD = 420, 180, 34
+
+
+# ------------------------------------------------------------------------------------------------ data objects
+
+
+@dataclass
+class Cell:
+    text: str
+    css: str = ""
+    title: str = ""
+
+
+@dataclass
+class MetricCell:
+    value: str
+    delta: Cell
+    interval: str
+
+
+@dataclass
+class SummaryLine:
+    model: str
+    cells: list[MetricCell]
+
+
+@dataclass
+class SummaryTable:
+    task: str
+    metrics: list[tuple[str, str]]  # (name, direction)
+    lines: list[SummaryLine]
+    n: str
+    mde: list[str]  # per metric, at this n (from the last model's comparison)
+
+
+@dataclass
+class KnowledgeRow:
+    model: str
+    metric: str
+    closed_base: str
+    closed_model: str
+    gain: Cell
+    interval: str
+    open_model: str
+
+
+@dataclass
+class Series:
+    name: str
+    points: str  # "x,y x,y ..." in SVG coordinates
+    css: str
+    dots: list[tuple[str, str, str]]  # (cx, cy, tooltip)
+
+
+@dataclass
+class Chart:
+    title: str
+    y_label: str
+    series: list[Series]
+    x_ticks: list[tuple[str, str]]  # (x, label)
+    y_ticks: list[tuple[str, str]]
+    note: str = ""
+
+
+@dataclass
+class Answer:
+    text: str
+    f1: str
+    bertscore: str
+    nll: str
+    flip: Cell
+
+
+@dataclass
+class QuestionRow:
+    task: str
+    id: str
+    question: str
+    gold: str
+    answers: list[Answer]
+    sort_key: str
+
+
+@dataclass
+class Report:
+    title: str
+    generated: str
+    base: str
+    models: list[str]
+    warnings: list[str]
+    notes: list[str]
+    summary: list[SummaryTable]
+    knowledge: list[KnowledgeRow]
+    charts: list[Chart]
+    question_models: list[str]
+    questions: list[QuestionRow]
+    provenance: list[tuple[str, str]]
+    flip_threshold: str
+    has_samples: bool = True
+    missing: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass
+class TrainingRun:
+    path: Path
+    state: dict | None
+    run: dict | None
+
+
+def _read_training(path: Path) -> TrainingRun:
+    def read(name):
+        f = path / name
+        if not f.is_file():
+            return None
+        try:
+            return json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise R.ResultsError(f"{f}: unreadable JSON ({err})") from None
+
+    return TrainingRun(path, read("trainer_state.json"), read("fm5_run.json"))
+
+
+def collect(paths: list[str]) -> tuple[list[R.ModelRun], list[TrainingRun]]:
+    runs, trainings = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and ((path / "trainer_state.json").is_file() or (path / "fm5_run.json").is_file()):
+            trainings.append(_read_training(path))
+            continue
+        runs.extend(R.find_runs(path))
+    if not runs:
+        raise UsageError("no lm-eval results among the given paths: pass the output folders of lm_eval or fm5 eval")
+    return runs, trainings
+
+
+# ----------------------------------------------------------------------------------------------------- formats
+
+
+def fmt(metric: str, x: float) -> str:
+    return "n/a" if x != x else (f"{x:.2f}" if metric == "perplexity" else f"{x:.3f}")
+
+
+def fmt_delta(metric: str, x: float) -> str:
+    return f"{x:+.2f}" if metric == "perplexity" else f"{x:+.3f}"
+
+
+def _delta_cell(metric: str, cmp) -> Cell:
+    higher = R.METRICS[metric][0]
+    better = cmp.delta > 0 if higher else cmp.delta < 0
+    if not cmp.significant:
+        return Cell(fmt_delta(metric, cmp.delta), "ns", "95 % interval includes zero")
+    return Cell(fmt_delta(metric, cmp.delta) + (" ▲" if better else " ▼"), "up" if better else "down",
+                "95 % interval excludes zero")
+
+
+# --------------------------------------------------------------------------------------------------- sections
+
+
+def _shared_ids(base: R.TaskRun, other: R.TaskRun) -> list[str]:
+    return sorted(set(base.ids) & set(other.ids))
+
+
+def _compare(base: R.TaskRun, other: R.TaskRun, metric: str):
+    ids = _shared_ids(base, other)
+    if not ids:
+        return None
+    kind = R.METRICS[metric][1]
+    b = dict(zip(base.ids, R.per_question(base, metric)))
+    o = dict(zip(other.ids, R.per_question(other, metric)))
+    return paired_bootstrap(kind, [b[i] for i in ids], [o[i] for i in ids])
+
+
+def _tasks(runs: list[R.ModelRun]) -> list[str]:
+    names = {t for r in runs for t in r.tasks}
+    return [t for t in TASK_ORDER if t in names] + sorted(names - set(TASK_ORDER))
+
+
+def summary_tables(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[SummaryTable]:
+    """Per task: one line per model, one cell per metric (value, delta to the baseline, 95 % interval)."""
+    tables = []
+    for task in tasks:
+        tb = base.tasks.get(task)
+        if tb is None:
+            continue
+        metrics = [(m, "↑ higher is better" if higher else "↓ lower is better") for m, (higher, _) in R.METRICS.items()]
+        lines = [SummaryLine(base.label, [MetricCell(fmt(m, tb.aggregate.get(m, float("nan"))), Cell("baseline", "base"),
+                                                     "") for m, _ in metrics])]
+        mde = ["" for _ in metrics]
+        n = str(len(tb.questions) or tb.n_effective)
+        for run in others:
+            to = run.tasks.get(task)
+            if to is None:
+                continue
+            cells = []
+            for i, (metric, _) in enumerate(metrics):
+                if metric not in to.aggregate or metric not in tb.aggregate:
+                    cells.append(MetricCell("n/a", Cell(""), ""))
+                    continue
+                cmp = _compare(tb, to, metric) if tb.questions and to.questions else None
+                if cmp is None:
+                    cells.append(MetricCell(fmt(metric, to.aggregate[metric]),
+                                            Cell(fmt_delta(metric, to.aggregate[metric] - tb.aggregate[metric]), "ns",
+                                                 "no per-question samples: no interval"), "no interval"))
+                    continue
+                cells.append(MetricCell(fmt(metric, to.aggregate[metric]), _delta_cell(metric, cmp),
+                                        f"[{fmt_delta(metric, cmp.low)}, {fmt_delta(metric, cmp.high)}]"))
+                mde[i], n = fmt(metric, cmp.mde), str(cmp.n)
+            lines.append(SummaryLine(run.label, cells))
+        tables.append(SummaryTable(task, metrics, lines, n, mde))
+    return tables
+
+
+def knowledge_rows(base: R.ModelRun, others: list[R.ModelRun]) -> list[KnowledgeRow]:
+    rows = []
+    for run in others:
+        closed_b, closed_o = base.tasks.get("fm5_qa_closed"), run.tasks.get("fm5_qa_closed")
+        open_o = run.tasks.get("fm5_qa_open")
+        if not (closed_b and closed_o and closed_b.questions and closed_o.questions):
+            continue
+        for metric in ("f1", "bertscore_f1", "perplexity", "exact_match"):
+            cmp = _compare(closed_b, closed_o, metric)
+            if cmp is None:
+                continue
+            rows.append(KnowledgeRow(
+                run.label, metric, fmt(metric, cmp.base), fmt(metric, cmp.candidate), _delta_cell(metric, cmp),
+                f"[{fmt_delta(metric, cmp.low)}, {fmt_delta(metric, cmp.high)}]",
+                fmt(metric, open_o.aggregate[metric]) if open_o and metric in open_o.aggregate else "n/a"))
+    return rows
+
+
+def _scale(values: list[float], lo_px: float, hi_px: float):
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 1, hi + 1
+    return lambda v: lo_px + (v - lo) / (hi - lo) * (hi_px - lo_px), lo, hi
+
+
+def _chart(title: str, y_label: str, lines: dict[str, list[tuple[float, float]]], note: str = "") -> Chart | None:
+    lines = {k: sorted(v) for k, v in lines.items() if v}
+    if not lines:
+        return None
+    xs = [x for pts in lines.values() for x, _ in pts]
+    ys = [y for pts in lines.values() for _, y in pts]
+    sx, x_lo, x_hi = _scale(xs, PAD + 6, CHART_W - 10)
+    sy, y_lo, y_hi = _scale(ys, CHART_H - PAD, 12)
+    series = []
+    for i, (name, pts) in enumerate(lines.items()):
+        coords = [(sx(x), sy(y)) for x, y in pts]
+        series.append(Series(
+            name, " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords), f"s{i % 4}",
+            [(f"{cx:.1f}", f"{cy:.1f}", f"{name}: step {x:g}, {y:.4g}") for (cx, cy), (x, y) in zip(coords, pts)]))
+    x_ticks = [(f"{sx(x):.1f}", f"{x:g}") for x in sorted(set(xs))][:12]
+    y_ticks = [(f"{sy(v):.1f}", f"{v:.3g}") for v in (y_lo, (y_lo + y_hi) / 2, y_hi)]
+    return Chart(title, y_label, series, x_ticks, y_ticks, note)
+
+
+def _step(label: str) -> int | None:
+    tail = label.rsplit("checkpoint-", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
+
+
+def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingRun]) -> list[Chart]:
+    out = []
+    for tr in trainings:
+        history = (tr.state or {}).get("log_history", [])
+        loss = {"train loss": [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e],
+                "eval loss": [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e and "step" in e]}
+        c = _chart(f"Loss by step: {tr.path.name}", "loss (nats/token)", loss)
+        if c:
+            out.append(c)
+    checkpoints = [(s, r) for r in others if (s := _step(r.label)) is not None]
+    if checkpoints:
+        for metric in ("f1", "perplexity", "bertscore_f1"):
+            lines = {}
+            for task in _tasks([base, *others]):
+                pts = [(0.0, base.tasks[task].aggregate[metric])] if task in base.tasks else []
+                pts += [(float(s), r.tasks[task].aggregate[metric]) for s, r in checkpoints
+                        if task in r.tasks and metric in r.tasks[task].aggregate]
+                lines[task] = pts
+            c = _chart(f"{metric} by checkpoint", metric, lines, "step 0 is the base model")
+            if c:
+                out.append(c)
+    return out
+
+
+def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[QuestionRow]:
+    rows = []
+    models = [base, *others]
+    for task in tasks:
+        by_model = []
+        for run in models:
+            tr = run.tasks.get(task)
+            if tr and tr.questions:
+                R.score_bertscore(tr)
+                by_model.append({q.id: q for q in tr.questions})
+            else:
+                by_model.append({})
+        for qid in sorted(set().union(*[set(m) for m in by_model])):
+            ref = next(m[qid] for m in by_model if qid in m)
+            base_q = by_model[0].get(qid)
+            answers = []
+            for i, m in enumerate(by_model):
+                q = m.get(qid)
+                if q is None:
+                    answers.append(Answer("(not evaluated)", "", "", "", Cell("")))
+                    continue
+                flip = Cell("")
+                if i > 0 and base_q is not None:
+                    was, now = base_q.f1 >= FLIP_THRESHOLD, q.f1 >= FLIP_THRESHOLD
+                    if now and not was:
+                        flip = Cell("wrong → right", "up")
+                    elif was and not now:
+                        flip = Cell("right → wrong", "down")
+                answers.append(Answer(q.prediction, f"{q.f1:.2f}", f"{q.bertscore[2]:.3f}" if q.bertscore else "",
+                                      f"{q.nll / max(q.tokens, 1):.2f}", flip))
+            rows.append(QuestionRow(task, qid, ref.question, ref.answer, answers, f"{task}:{qid}"))
+    return rows
+
+
+def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[list[str], list[str]]:
+    """Loud warnings (things that make numbers misleading) and plain notes."""
+    warnings, notes = [], []
+    for run in runs:
+        partial = [t for t, tr in run.tasks.items() if tr.partial]
+        if run.limit is not None or partial:
+            warnings.append(f"{run.label}: a --limit run (limit={run.limit}); {', '.join(partial) or 'all tasks'} "
+                            f"cover only part of the test split")
+        for task in run.missing_samples:
+            warnings.append(f"{run.label}: no samples file for {task} (run lm_eval with --log_samples): aggregate "
+                            f"scores only, no intervals or per-question rows")
+    for task in _tasks(runs):
+        present = [r for r in runs if task in r.tasks]
+        versions = {r.tasks[task].version for r in present}
+        if len(versions) > 1:
+            warnings.append(f"{task}: task versions differ between models ({', '.join(sorted(versions))}); "
+                            f"scores may not be comparable")
+        backbones = {r.tasks[task].backbone for r in present}
+        if len(backbones) > 1:
+            warnings.append(f"{task}: BERTScore backbones differ ({', '.join(sorted(map(str, backbones)))}); "
+                            f"BERTScore columns are not comparable")
+        id_sets = {tuple(r.tasks[task].ids) for r in present if r.tasks[task].questions}
+        if len(id_sets) > 1:
+            warnings.append(f"{task}: models were evaluated on different question sets; deltas use the shared ones")
+    train_ids = {}
+    for run in runs:
+        ids = R.training_ids(run)
+        if ids:
+            train_ids[run.label] = ids
+    for tr in trainings:
+        if tr.run:
+            train_ids.setdefault(tr.path.name, set(tr.run.get("split", {}).get("train_ids", [])))
+    evaluated = {q.id for r in runs for t in r.tasks.values() for q in t.questions}
+    for label, ids in train_ids.items():
+        leaked = sorted(evaluated & ids)
+        if leaked:
+            warnings.append(f"CONTAMINATION: {len(leaked)} evaluated question(s) are in the training data of "
+                            f"{label} (e.g. {', '.join(leaked[:5])}); their scores measure memorisation")
+    if not warnings:
+        notes.append("No partial runs, no version or backbone mismatch, no evaluated question in any training set.")
+    return warnings, notes
+
+
+def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tuple[str, str]]:
+    rows = []
+    for run in runs:
+        args = ", ".join(f"{k}={v}" for k, v in sorted(run.model_args.items()))
+        rows.append((f"model {run.label}", f"{args} (lm-eval {run.lm_eval_version}, {run.path})"))
+        for task, tr in sorted(run.tasks.items()):
+            rows.append((f"  {task}", f"version {tr.version}, {tr.n_effective} of {tr.n_original} questions, "
+                                      f"BERTScore {tr.backbone}, data sha256 {(tr.data_sha256 or '?')[:16]}"))
+    for tr in trainings:
+        if not tr.run:
+            continue
+        run = tr.run
+        adapter = run.get("adapter", {})
+        rows.append((f"training {tr.path.name}",
+                     f"base {run.get('base_model', {}).get('model_name_or_path')} "
+                     f"{run.get('base_model', {}).get('gguf_file') or ''}; LoRA r={adapter.get('r')} "
+                     f"alpha={adapter.get('lora_alpha')} on {adapter.get('target_modules')}; "
+                     f"data sha256 {run.get('data', {}).get('sha256', '?')[:16]}; "
+                     f"{len(run.get('split', {}).get('train_ids', []))} train / "
+                     f"{len(run.get('split', {}).get('test_ids', []))} test ids; commit {run.get('git_commit')}; "
+                     f"{run.get('wall_time_s')} s"))
+    return rows
+
+
+def build(paths: list[str], base_path: str | None = None) -> Report:
+    runs, trainings = collect(paths)
+    base = runs[0]
+    if base_path:
+        wanted = [r for r in runs if r.path.resolve() == Path(base_path).resolve()] or R.find_runs(base_path)
+        base = wanted[0]
+        if base not in runs:
+            runs.insert(0, base)
+    others = sorted((r for r in runs if r is not base),
+                    key=lambda r: (r.label.split("/")[0], _step(r.label) if _step(r.label) is not None else 1 << 60))
+    runs = [base, *others]
+    tasks = _tasks(runs)
+    warnings, notes = check_inputs(runs, trainings)
+    has_samples = all(t.questions for r in runs for t in r.tasks.values())
+    return Report(
+        title="FM 5-0 fine-tuning report",
+        generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
+        summary=summary_tables(base, others, tasks), knowledge=knowledge_rows(base, others),
+        charts=charts(base, others, trainings), question_models=[r.label for r in [base, *others]],
+        questions=question_rows(base, others, tasks), provenance=provenance(runs, trainings),
+        flip_threshold=f"{FLIP_THRESHOLD:.2f}", has_samples=has_samples,
+        missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- output
+
+
+def render_html(report: Report) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(r=report)
+
+
+def render_markdown(report: Report) -> str:
+    lines = [f"### {report.title}", "", f"Baseline: `{report.base}`.", ""]
+    lines += [f"> ⚠️ {w}" for w in report.warnings] + ([""] if report.warnings else [])
+    for table in report.summary:
+        lines += [f"**{table.task}** (n = {table.n})", "",
+                  "| model | " + " | ".join(m for m, _ in table.metrics) + " |",
+                  "|---|" + "---:|" * len(table.metrics)]
+        for line in table.lines:
+            cells = [c.value if c.delta.css == "base" else f"{c.value} ({c.delta.text})" for c in line.cells]
+            lines.append(f"| {line.model} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(args) -> int:
+    report = build(args.paths, args.base)
+    html = render_html(report)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    write_atomic(args.output, html)
+    if args.markdown:
+        write_atomic(args.markdown, render_markdown(report))
+    print(f"report written to {args.output}")
+    return 0
