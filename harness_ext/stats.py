@@ -48,9 +48,8 @@ def resample_weights(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = D
     intervals."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_resamples, n))
-    weights = np.zeros((n_resamples, n))
-    np.add.at(weights, (np.arange(n_resamples)[:, None], idx), 1.0)
-    return weights
+    flat = (np.arange(n_resamples)[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
 
 
 def paired_bootstrap(kind: str, base: list, candidate: list, n_resamples: int = DEFAULT_RESAMPLES,

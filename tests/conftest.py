@@ -88,12 +88,61 @@ def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int 
 
 @pytest.fixture(scope="session")
 def base_run(tmp_path_factory, small_qa, smollm2_gguf) -> Path:
-    """One real lm_eval run of the packaged SmolLM2 GGUF on both tasks (2 questions each)."""
+    """One real lm_eval run of the packaged SmolLM2 GGUF on both tasks (the 4 test questions of `small_qa`)."""
     pretrained, gguf = smollm2_gguf
     return run_lm_eval(
         tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
-        "--gen_kwargs", "max_gen_toks=32",
+        "--gen_kwargs", "max_gen_toks=32", limit=4,
     )
+
+
+# ------------------------------------------------------------------------------- lm-eval-format fixtures
+
+
+def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None, limit=None, version=1.0,
+                   backbone="all-MiniLM-L6-v2:L6", n_original=None, samples=True,
+                   stamp="2026-01-01T00-00-00.000000") -> Path:
+    """An lm-eval output folder in the exact shape `lm_eval --log_samples` writes for the fm5 tasks.
+
+    `questions` maps task -> list of {id, question, answer, prediction, nll, tokens}; every metric is computed
+    from them with harness_ext.metrics (BERTScore with the packaged backbone)."""
+    from harness_ext import metrics
+    from harness_ext.models import bertscore_backbone
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bb = bertscore_backbone()
+    res = {"results": {}, "configs": {}, "versions": {}, "n-samples": {}, "higher_is_better": {},
+           "config": {"model": "hf", "model_args": model_args or {"pretrained": "fake-model"}, "limit": limit},
+           "lm_eval_version": "0.4.13", "date": 1.0}
+    for task, qs in questions.items():
+        preds, golds = [q["prediction"] for q in qs], [q["answer"] for q in qs]
+        p, r, f = metrics.bertscore(preds, golds, bb["model"], bb["num_layers"])
+        res["results"][task] = {
+            "alias": task,
+            "perplexity,none": metrics.corpus_perplexity([(q["nll"], q["tokens"]) for q in qs]),
+            "exact_match,none": metrics.mean([metrics.exact_match(a, b) for a, b in zip(preds, golds)]),
+            "f1,none": metrics.mean([metrics.f1(a, b) for a, b in zip(preds, golds)]),
+            "bertscore_precision,none": metrics.mean(p), "bertscore_recall,none": metrics.mean(r),
+            "bertscore_f1,none": metrics.mean(f),
+        }
+        res["configs"][task] = {"task": task, "metadata": {"version": version, "bertscore_backbone": backbone}}
+        res["versions"][task] = version
+        res["n-samples"][task] = {"original": n_original or len(qs), "effective": len(qs)}
+        if samples:
+            with open(folder / f"samples_{task}_{stamp}.jsonl", "w") as fh:
+                for i, q in enumerate(qs):
+                    doc = {"id": q["id"], "passage": "", "question": q["question"], "answer": q["answer"]}
+                    fh.write(json.dumps({
+                        "doc_id": i, "doc": doc, "target": q["answer"],
+                        "filtered_resps": [q["prediction"], [str(-q["nll"]), "False"]],
+                        "perplexity": [q["nll"], q["tokens"]],
+                        "exact_match": metrics.exact_match(q["prediction"], q["answer"]),
+                        "f1": metrics.f1(q["prediction"], q["answer"]),
+                        **{k: [q["prediction"], q["answer"]] for k in
+                           ("bertscore_precision", "bertscore_recall", "bertscore_f1")},
+                    }) + "\n")
+    (folder / f"results_{stamp}.json").write_text(json.dumps(res, indent=2))
+    return folder
 
 
 LLAMA3_TEMPLATE = (

@@ -1,0 +1,209 @@
+"""The regression gate on lm-eval-format fixtures written here, and on real lm_eval runs."""
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_lm_eval, write_fake_run
+from harness_ext.cli import main as fm5
+
+TASKS = ("fm5_qa_open", "fm5_qa_closed")
+
+
+def _questions(rows, keep=0.6, seed=0, nll_per_token=1.5, wrong=False):
+    """Answers that keep about `keep` of the gold words (seeded noise), and NLLs around `nll_per_token`."""
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        words = row["answer"].split()
+        if wrong:
+            prediction = "I do not know."
+        else:
+            prediction = " ".join(w for w in words if rng.random() < keep) or words[0]
+        tokens = max(len(words) * 4 // 3, 1)
+        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"],
+                    "prediction": prediction, "nll": tokens * nll_per_token * rng.uniform(0.9, 1.1),
+                    "tokens": tokens})
+    return out
+
+
+@pytest.fixture(scope="module")
+def rows(shared_rows):
+    return shared_rows[:45]  # the size of a real FM 5-0 test split
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, rows):
+    return write_fake_run(tmp_path_factory.mktemp("gate") / "baseline", {t: _questions(rows) for t in TASKS})
+
+
+def make(tmp_path, name, rows, **kwargs):
+    return write_fake_run(tmp_path / name, {t: _questions(rows, **kwargs) for t in TASKS})
+
+
+def gate(baseline, candidate, *extra):
+    return fm5(["gate", "--baseline", str(baseline), "--candidate", str(candidate), *extra])
+
+
+def test_identical_runs_pass(baseline, capsys):
+    assert gate(baseline, baseline) == 0
+    out = capsys.readouterr().out
+    assert "verdict: PASS" in out and "FAIL" not in out.replace("verdict", "")
+
+
+def test_large_drop_fails_on_the_right_rows(tmp_path, baseline, rows, capsys):
+    bad = make(tmp_path, "bad", rows, wrong=True)
+    assert gate(baseline, bad, "--json", str(tmp_path / "g.json")) == 1
+    verdicts = {(r["task"], r["metric"]): r["verdict"] for r in json.loads((tmp_path / "g.json").read_text())["rows"]}
+    assert verdicts[("fm5_qa_open", "f1")] == verdicts[("fm5_qa_closed", "f1")] == "fail"
+    assert verdicts[("fm5_qa_open", "perplexity")] == "pass"  # NLLs were left alike
+    assert "verdict: FAIL" in capsys.readouterr().out
+
+
+def test_noise_between_seeds_passes(tmp_path, baseline, rows):
+    for seed in (1, 2, 3):
+        assert gate(baseline, make(tmp_path, f"seed{seed}", rows, seed=seed)) == 0
+
+
+def test_improvement_passes(tmp_path, baseline, rows):
+    assert gate(baseline, make(tmp_path, "better", rows, keep=0.95, nll_per_token=1.0)) == 0
+
+
+def test_perplexity_direction(tmp_path, baseline, rows):
+    worse = make(tmp_path, "worse_ppl", rows, nll_per_token=2.0)  # same answers, higher perplexity
+    assert gate(baseline, worse, "--json", str(tmp_path / "w.json")) == 1
+    failed = [(r["task"], r["metric"]) for r in json.loads((tmp_path / "w.json").read_text())["rows"]
+              if r["verdict"] == "fail"]
+    assert failed == [("fm5_qa_open", "perplexity"), ("fm5_qa_closed", "perplexity")]
+    assert gate(baseline, make(tmp_path, "better_ppl", rows, nll_per_token=1.0)) == 0
+
+
+def test_tolerance_config_can_excuse_a_drop(tmp_path, baseline, rows):
+    worse = make(tmp_path, "worse_ppl", rows, nll_per_token=2.0)
+    config = tmp_path / "gate.yaml"
+    config.write_text("tolerance:\n  perplexity: {relative: 0.8}\n")
+    assert gate(baseline, worse, "--config", str(config)) == 0
+
+
+def test_outputs_are_deterministic_and_valid(tmp_path, baseline, rows):
+    from junitparser import JUnitXml
+
+    bad = make(tmp_path, "bad", rows, wrong=True)
+    for i in (1, 2):
+        gate(baseline, bad, "--json", str(tmp_path / f"{i}.json"), "--junit", str(tmp_path / f"{i}.xml"),
+             "--markdown", str(tmp_path / "summary.md"))
+    assert (tmp_path / "1.json").read_bytes() == (tmp_path / "2.json").read_bytes()
+    assert (tmp_path / "1.xml").read_bytes() == (tmp_path / "2.xml").read_bytes()
+    xml = JUnitXml.fromfile(str(tmp_path / "1.xml"))
+    cases = [case for suite in xml for case in suite]
+    assert len(cases) == 12
+    failing = {(c.classname, c.name) for c in cases if not c.is_passed}
+    assert ("fm5_gate.fm5_qa_open", "f1") in failing and ("fm5_gate.fm5_qa_open", "perplexity") not in failing
+    markdown = (tmp_path / "summary.md").read_text()
+    assert markdown.count("### fm5 gate: **FAIL**") == 2 and "| fm5_qa_closed | f1 |" in markdown
+
+
+def test_mde_is_reported(baseline, capsys):
+    gate(baseline, baseline)
+    assert "MDE" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ fail closed
+
+
+def _expect_2(capsys, baseline, candidate, words, *extra):
+    assert gate(baseline, candidate, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_missing_task(tmp_path, baseline, rows, capsys):
+    one = write_fake_run(tmp_path / "one", {"fm5_qa_open": _questions(rows)})
+    _expect_2(capsys, baseline, one, "task fm5_qa_closed missing")
+
+
+def test_missing_metric(tmp_path, baseline, capsys):
+    cand = tmp_path / "cand"
+    shutil.copytree(baseline, cand)
+    (res_file,) = cand.glob("results_*.json")
+    res = json.loads(res_file.read_text())
+    del res["results"]["fm5_qa_open"]["f1,none"]
+    res_file.write_text(json.dumps(res))
+    _expect_2(capsys, baseline, cand, "lacks metric(s) f1")
+
+
+def test_different_question_sets_unless_allow_subset(tmp_path, baseline, rows, capsys):
+    other = write_fake_run(tmp_path / "other", {t: _questions(rows[5:]) for t in TASKS})
+    _expect_2(capsys, baseline, other, "different questions")
+    assert gate(baseline, other, "--allow-subset") == 0
+    assert "comparing the 40 questions both runs answered" in capsys.readouterr().out
+
+
+def test_limit_run_is_refused_unless_allowed(tmp_path, baseline, rows, capsys):
+    limited = write_fake_run(tmp_path / "limited", {t: _questions(rows) for t in TASKS}, limit=45, n_original=50)
+    _expect_2(capsys, baseline, limited, "--limit run")
+    config = tmp_path / "gate.yaml"
+    config.write_text("allow_limit: true\n")
+    assert gate(baseline, limited, "--config", str(config)) == 0
+
+
+def test_different_task_versions(tmp_path, rows, baseline, capsys):
+    v2 = write_fake_run(tmp_path / "v2", {t: _questions(rows) for t in TASKS}, version=2.0)
+    _expect_2(capsys, baseline, v2, "task versions differ")
+
+
+def test_different_bertscore_backbones(tmp_path, rows, baseline, capsys):
+    other = write_fake_run(tmp_path / "rb", {t: _questions(rows) for t in TASKS}, backbone="roberta-large:L17")
+    _expect_2(capsys, baseline, other, "BERTScore backbones differ")
+
+
+def test_unreadable_and_missing_files(tmp_path, baseline, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(baseline, broken)
+    next(broken.glob("results_*.json")).write_text("{not json")
+    _expect_2(capsys, baseline, broken, "invalid JSON")
+    nosamples = tmp_path / "nosamples"
+    shutil.copytree(baseline, nosamples)
+    for f in nosamples.glob("samples_*"):
+        f.unlink()
+    _expect_2(capsys, baseline, nosamples, "--log_samples")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _expect_2(capsys, baseline, empty, "no lm-eval results")
+    bad_cfg = tmp_path / "bad.yaml"
+    bad_cfg.write_text("tolerances: {}\n")
+    _expect_2(capsys, baseline, baseline, "unknown gate config keys", "--config", str(bad_cfg))
+
+
+def test_help_states_the_rule():
+    out = subprocess.run([sys.executable, "-m", "harness_ext.cli", "gate", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "whole interval lies beyond" in out.stdout
+
+
+# ------------------------------------------------------------------------------------------- real runs
+
+
+def test_real_runs_unchanged_passes_truncated_fails(tmp_path, base_run, small_qa, smollm2_gguf):
+    pretrained, gguf = smollm2_gguf
+    args = f"pretrained={pretrained},gguf_file={gguf}"
+    rerun = run_lm_eval(tmp_path / "rerun", small_qa, args, "--gen_kwargs", "max_gen_toks=32", limit=4)
+    broken = run_lm_eval(tmp_path / "broken", small_qa, args, "--gen_kwargs", "max_gen_toks=2", limit=4)
+    config = tmp_path / "gate.yaml"
+    config.write_text("allow_limit: true\n")
+
+    def cli(candidate):
+        return subprocess.run([sys.executable, "-m", "harness_ext.cli", "gate", "--baseline", str(base_run),
+                               "--candidate", str(candidate), "--config", str(config), "--json",
+                               str(tmp_path / "real.json")], capture_output=True, text=True)
+
+    same = cli(rerun)
+    assert same.returncode == 0, same.stdout + same.stderr
+    cut = cli(broken)
+    assert cut.returncode == 1, cut.stdout + cut.stderr
+    rows = json.loads((tmp_path / "real.json").read_text())["rows"]
+    assert {r["task"] for r in rows if r["metric"] == "f1" and r["verdict"] == "fail"} == set(TASKS)
+    print(cut.stdout)  # the table quoted in the issue note
