@@ -1,0 +1,198 @@
+"""The HTML report: computed numbers, escaping, bad input, and a real browser."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from browser import chromium, load_page
+from conftest import write_fake_run
+from harness_ext import metrics
+from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+from reports import build as B
+
+TASKS = ("fm5_qa_open", "fm5_qa_closed")
+EVIL = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+
+
+def _qs(rows, keep, seed, nll=1.5, evil=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, row in enumerate(rows):
+        words = row["answer"].split()
+        pred = " ".join(w for w in words if rng.random() < keep) or words[0]
+        if evil and i == 0:
+            pred = EVIL
+        tokens = max(len(words), 1)
+        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"], "prediction": pred,
+                    "nll": tokens * nll * rng.uniform(0.9, 1.1), "tokens": tokens})
+    return out
+
+
+@pytest.fixture(scope="module")
+def fixture_runs(tmp_path_factory, shared_rows):
+    root = tmp_path_factory.mktemp("report")
+    rows = shared_rows[:20]
+    base = write_fake_run(root / "evals" / "base", {t: _qs(rows, 0.3, 0) for t in TASKS})
+    ckpt = write_fake_run(root / "evals" / "run__checkpoint-5", {t: _qs(rows, 0.5, 1, 1.2) for t in TASKS},
+                          model_args={"pretrained": "fake-model", "peft": str(root / "run" / "checkpoint-5")})
+    final = write_fake_run(root / "evals" / "run", {t: _qs(rows, 0.7, 2, 1.0, evil=True) for t in TASKS},
+                           model_args={"pretrained": "fake-model", "peft": str(root / "run")})
+    training = root / "run"
+    training.mkdir()
+    (training / "trainer_state.json").write_text(json.dumps({"log_history": [
+        {"step": 1, "loss": 2.5}, {"step": 5, "loss": 1.9}, {"step": 5, "eval_loss": 2.0},
+        {"step": 10, "loss": 1.4}, {"step": 10, "eval_loss": 1.7}]}))
+    (training / "fm5_run.json").write_text(json.dumps({
+        "base_model": {"model_name_or_path": "fake-model", "gguf_file": None}, "adapter": {"r": 8, "lora_alpha": 16},
+        "data": {"sha256": "ab" * 32}, "split": {"train_ids": [rows[3]["id"], "not-evaluated"], "test_ids": []},
+        "git_commit": "deadbeef", "wall_time_s": 12.0}))
+    return root, base, ckpt, final, training
+
+
+@pytest.fixture(scope="module")
+def report(fixture_runs):
+    root, _, _, _, training = fixture_runs
+    return B.build([str(root / "evals"), str(training)])
+
+
+def test_models_ordered_base_checkpoints_final(report):
+    assert report.models == ["fake-model", "run/checkpoint-5", "run"]
+    assert [line.model for line in report.summary[0].lines] == report.models
+
+
+def _direct_bootstrap(base, cand, metric):
+    """An independent bootstrap: the same index draws, recomputed with plain Python per resample."""
+    rng = np.random.default_rng(DEFAULT_SEED)
+    idx = rng.integers(0, len(base), size=(DEFAULT_RESAMPLES, len(base)))
+    deltas = []
+    for draw in idx:
+        if metric == "perplexity":
+            value = lambda qs: metrics.corpus_perplexity([(qs[i]["nll"], qs[i]["tokens"]) for i in draw])
+        else:
+            value = lambda qs: sum(metrics.f1(qs[i]["prediction"], qs[i]["answer"]) for i in draw) / len(draw)
+        deltas.append(value(cand) - value(base))
+    return np.percentile(deltas, [2.5, 97.5])
+
+
+@pytest.mark.parametrize("metric", ["f1", "perplexity"])
+def test_deltas_and_intervals_match_a_direct_bootstrap(report, fixture_runs, metric):
+    from harness_ext.results import load_run
+
+    _, base_dir, _, final_dir, _ = fixture_runs
+    load = lambda d: sorted(({"id": q.id, "prediction": q.prediction, "answer": q.answer, "nll": q.nll,
+                              "tokens": q.tokens} for q in load_run(d).tasks["fm5_qa_closed"].questions),
+                            key=lambda q: q["id"])
+    base, final = load(base_dir), load(final_dir)
+    low, high = _direct_bootstrap(base, final, metric)
+    table = next(t for t in report.summary if t.task == "fm5_qa_closed")
+    col = [m for m, _ in table.metrics].index(metric)
+    cell = next(line for line in table.lines if line.model == "run").cells[col]
+    fmt = B.fmt_delta
+    assert cell.interval == f"[{fmt(metric, low)}, {fmt(metric, high)}]"
+    if metric == "f1":
+        direct = np.mean([metrics.f1(q["prediction"], q["answer"]) for q in final]) - \
+                 np.mean([metrics.f1(q["prediction"], q["answer"]) for q in base])
+    else:
+        ppl = lambda qs: metrics.corpus_perplexity([(q["nll"], q["tokens"]) for q in qs])
+        direct = ppl(final) - ppl(base)
+    assert cell.delta.text.split()[0] == fmt(metric, direct)
+
+
+def test_knowledge_view_and_curves(report):
+    assert {k.model for k in report.knowledge} == {"run/checkpoint-5", "run"}
+    f1_row = next(k for k in report.knowledge if k.model == "run" and k.metric == "f1")
+    assert f1_row.gain.css == "up" and f1_row.open_model != "n/a"
+    titles = [c.title for c in report.charts]
+    assert "Loss by step: run" in titles and "f1 by checkpoint" in titles
+    loss = next(c for c in report.charts if c.title.startswith("Loss"))
+    assert [s.name for s in loss.series] == ["train loss", "eval loss"] and len(loss.series[0].dots) == 3
+
+
+def test_contamination_and_flips(report, shared_rows):
+    assert any(w.startswith("CONTAMINATION: 1 evaluated question") and shared_rows[3]["id"] in w
+               for w in report.warnings)
+    flips = {a.flip.text for q in report.questions for a in q.answers[1:]}
+    assert "wrong → right" in flips
+
+
+def test_escaping_and_offline_html(report, tmp_path):
+    html = B.render_html(report)
+    assert EVIL not in html and "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # no CDN, nothing fetched at view time
+
+
+def test_cli_writes_html_and_markdown(fixture_runs, tmp_path):
+    root, *_ , training = fixture_runs
+    out, md = tmp_path / "r.html", tmp_path / "r.md"
+    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "report", str(root / "evals"), str(training),
+                           "-o", str(out), "--markdown", str(md)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().startswith("<!doctype html>") and "CONTAMINATION" in proc.stderr
+    text = md.read_text()
+    assert "**fm5_qa_closed**" in text and "| run |" in text
+
+
+def test_report_on_a_real_lm_eval_run(base_run, tmp_path):
+    report = B.build([str(base_run)])
+    assert report.models and report.questions and not report.knowledge  # one model: no comparison
+    assert len(report.questions) == 8  # 4 questions x 2 tasks
+    B.write_atomic(tmp_path / "real.html", B.render_html(report))
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def _report(*args):
+    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "report", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_folder_without_results_exits_2_and_keeps_old_output(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "r.html"
+    out.write_text("old report")
+    proc = _report(tmp_path / "empty", "-o", out)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no lm-eval results" in proc.stderr
+    assert out.read_text() == "old report"
+
+
+def test_unreadable_json_exits_2(tmp_path, fixture_runs):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(fixture_runs[1], bad)
+    next(bad.glob("results_*.json")).write_text('{"results": ')
+    proc = _report(bad, "-o", tmp_path / "r.html")
+    assert proc.returncode == 2 and "invalid JSON" in proc.stderr and not (tmp_path / "r.html").exists()
+
+
+def test_missing_samples_and_version_mismatch_are_reported(tmp_path, shared_rows):
+    rows = shared_rows[:10]
+    write_fake_run(tmp_path / "evals" / "a", {t: _qs(rows, 0.3, 0) for t in TASKS})
+    write_fake_run(tmp_path / "evals" / "b", {t: _qs(rows, 0.6, 1) for t in TASKS}, samples=False, version=2.0,
+                   model_args={"pretrained": "other"})
+    proc = _report(tmp_path / "evals", "-o", tmp_path / "r.html")
+    assert proc.returncode == 0, proc.stderr
+    assert "no samples file" in proc.stderr and "task versions differ" in proc.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "Missing samples" in html and "no interval" in html
+
+
+@pytest.mark.skipif(chromium() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+def test_real_browser_loads_report_offline(report, tmp_path):
+    page = tmp_path / "report.html"
+    B.write_atomic(page, B.render_html(report))
+    shot = tmp_path / "report.png"
+    result = load_page(page.as_uri(), shot)
+    assert result["title"] == "FM 5-0 fine-tuning report"  # the injected script did not run
+    assert result["errors"] == [], result["errors"]
+    assert [u for u in result["requests"] if u != page.as_uri()] == []  # the injected <img> did not load
+    assert result["question_rows"] == len(report.questions)
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("FM5_KEEP_SCREENSHOT"):
+        shot.replace(os.environ["FM5_KEEP_SCREENSHOT"])
