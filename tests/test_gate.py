@@ -207,3 +207,10 @@ def test_real_runs_unchanged_passes_truncated_fails(tmp_path, base_run, small_qa
     rows = json.loads((tmp_path / "real.json").read_text())["rows"]
     assert {r["task"] for r in rows if r["metric"] == "f1" and r["verdict"] == "fail"} == set(TASKS)
     print(cut.stdout)  # the table quoted in the issue note
+
+
+def test_example_gate_config_is_the_default():
+    from conftest import REPO
+    from harness_ext.gate import DEFAULT_CONFIG, load_config
+
+    assert load_config(str(REPO / "examples" / "gate.yaml")) == DEFAULT_CONFIG

@@ -233,3 +233,26 @@ def test_missing_data_file_and_unknown_override(tmp_path):
     assert proc.returncode == 2 and "nope.jsonl" in proc.stderr and not out.exists()
     proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out), "--no_such_option", "3")
     assert proc.returncode == 2 and "no_such_option" in proc.stderr
+
+
+def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
+    """Data-parallel over gloo, as users run DDP with `accelerate launch --multi_gpu` or torchrun."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "training.sft", "--config", str(CPU_CONFIG), "--data", str(train_qa),
+           "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
+           "--save_strategy", "no", "--eval_strategy", "no", "--ddp_backend", "gloo",
+           "--ddp_find_unused_parameters", "false"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "fm5_run.json").read_text())
+    assert run["world_size"] == 2 and run["global_step"] == 2
+    from harness_ext.models import check_adapter_dir
+
+    check_adapter_dir(out)

@@ -260,7 +260,11 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     rows = fm5_data.load_qa(data_path)
     model_path = check_model(script)
     output_dir = Path(sft.output_dir)
-    resume_from = prepare_output_dir(output_dir, resume, overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:
+        resume_from = prepare_output_dir(output_dir, resume, overwrite)
+    else:  # data-parallel workers: rank 0 alone removes or refuses; the others only look
+        done = complete_checkpoints(output_dir) if resume and not overwrite and output_dir.is_dir() else []
+        resume_from = done[-1] if done else None
 
     import torch
     from datasets import Dataset
