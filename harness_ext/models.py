@@ -124,30 +124,46 @@ def converted_base(pretrained: str, gguf_file: str) -> Path:
     """A plain Hugging Face folder (float weights + tokenizer) for a GGUF base, converted once and cached.
 
     Keyed by the GGUF file's sha256 and the transformers/torch versions; written to a temporary folder and renamed
-    into place, so an interrupted conversion never leaves a half-written cache entry.
+    into place under a file lock, so an interrupted or concurrent conversion never leaves a half-written entry.
+    In a data-parallel job, rank 0 converts while the other ranks wait at a barrier.
     """
-    gguf, target = _gguf_path(pretrained, gguf_file), _cache_entry(pretrained, gguf_file)
+    target = _cache_entry(pretrained, gguf_file)
     if (target / "fm5_base.json").is_file():
         return target
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if dist.get_rank() == 0:
+            _convert(_gguf_path(pretrained, gguf_file), target)
+        dist.barrier()
+        return target
+    _convert(_gguf_path(pretrained, gguf_file), target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    import fcntl
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
-        drop_quantizer_marker(model)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "fm5_base.json").write_text(json.dumps({"gguf": str(gguf), "gguf_file": gguf.name}, indent=1))
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "fm5_base.json").is_file():  # another process finished while we waited
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
         try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+            drop_quantizer_marker(model)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "fm5_base.json").write_text(json.dumps({"gguf": str(gguf), "gguf_file": gguf.name}, indent=1))
+            if target.exists():  # a broken entry from an older version: replace it
+                shutil.rmtree(target)
             os.rename(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / "fm5_base.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_pretrained(pretrained: str, gguf_file: str | None = None) -> str:

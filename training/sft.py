@@ -58,9 +58,27 @@ class ScriptArguments:
 # ------------------------------------------------------------------------------------------------ configuration
 
 
-def _parse_overrides(extra: list[str]) -> dict:
+def _value(text: str):
+    """A command-line value: true/false, null, an int, a float, a YAML list/mapping, else the string itself
+    (so `--save_strategy no` stays the string "no", unlike YAML 1.1)."""
     import yaml
 
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.strip()[:1] in "[{":
+        return yaml.safe_load(text)
+    return text
+
+
+def _parse_overrides(extra: list[str]) -> dict:
     out, i = {}, 0
     while i < len(extra):
         key = extra[i]
@@ -74,7 +92,7 @@ def _parse_overrides(extra: list[str]) -> dict:
             value, i = extra[i + 1], i + 2
         else:
             value, i = "true", i + 1
-        out[key] = yaml.safe_load(value)
+        out[key] = _value(value)
     return out
 
 
@@ -354,7 +372,8 @@ def main(args=None, extra: list[str] | None = None) -> int:
     overrides.update({"data": args.data, "output_dir": args.output_dir})
     script, sft = load_config(args.config, overrides)
     out = train(script, sft, resume=args.resume, overwrite=args.overwrite)
-    print(f"adapter written to {out}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"adapter written to {out}")
     return 0
 
 
