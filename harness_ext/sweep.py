@@ -27,6 +27,7 @@ log = logging.getLogger("fm5.eval")
 class Target:
     label: str  # also the output folder name ("/" -> "__")
     adapter: Path | None  # None: the base model
+    name: str = ""  # PEFT adapter name (not the label: `train`, `forward`... are attributes of a PeftModel)
 
     @property
     def folder(self) -> str:
@@ -125,11 +126,12 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
         from peft import PeftModel
 
         for i, t in enumerate(adapters_only):  # attach them all first: a bad adapter fails before any evaluation
+            t.name = f"fm5_adapter_{i}"
             try:
                 if i == 0:
-                    peft_model = PeftModel.from_pretrained(model, str(t.adapter), adapter_name=t.folder)
+                    peft_model = PeftModel.from_pretrained(model, str(t.adapter), adapter_name=t.name)
                 else:
-                    peft_model.load_adapter(str(t.adapter), adapter_name=t.folder)
+                    peft_model.load_adapter(str(t.adapter), adapter_name=t.name)
             except (RuntimeError, ValueError, KeyError) as err:
                 first = str(err).strip().splitlines()
                 reason = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
@@ -161,7 +163,7 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
         if t.adapter is None and peft_model is not model:
             context = peft_model.disable_adapter()
         elif t.adapter is not None:
-            peft_model.set_adapter(t.folder)
+            peft_model.set_adapter(t.name)
         with context:
             results = simple_evaluate(
                 model=lm, model_args=args, tasks=tasks, limit=opts.limit, log_samples=True,

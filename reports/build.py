@@ -346,11 +346,11 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
 def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[list[str], list[str]]:
     """Loud warnings (things that make numbers misleading) and plain notes."""
     warnings, notes = [], []
+    limited = [f"{r.label} (limit={r.limit:g})" if r.limit is not None else r.label for r in runs
+               if r.limit is not None or any(t.partial for t in r.tasks.values())]
+    if limited:
+        warnings.append(f"--limit runs, which cover only part of the test split: {', '.join(limited)}")
     for run in runs:
-        partial = [t for t, tr in run.tasks.items() if tr.partial]
-        if run.limit is not None or partial:
-            warnings.append(f"{run.label}: a --limit run (limit={run.limit}); {', '.join(partial) or 'all tasks'} "
-                            f"cover only part of the test split")
         for task in run.missing_samples:
             warnings.append(f"{run.label}: no samples file for {task} (run lm_eval with --log_samples): aggregate "
                             f"scores only, no intervals or per-question rows")
