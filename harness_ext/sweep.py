@@ -142,6 +142,11 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
               chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
     out_root = Path(output_path)
     written, seen = [], {}
+    # one task index for all models: building it scans every lm-eval task folder (~8 s); lm-eval's own tasks are
+    # only indexed when a requested task is not ours
+    metadata = {**model_args, **opts.metadata}
+    task_manager = TaskManager(include_path=str(tasks_path()), metadata=metadata,
+                               include_defaults=any(not t.startswith("fm5_") for t in tasks))
     for n, t in enumerate(targets, start=1):
         folder = out_root / t.folder
         if folder.exists():
@@ -156,8 +161,6 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
             continue
         t0 = time.time()
         print(f"[fm5 eval] {n}/{len(targets)} {t.label}: evaluating {', '.join(tasks)}", flush=True)
-        metadata = {**model_args, **opts.metadata}
-        task_manager = TaskManager(include_path=str(tasks_path()), metadata=metadata)
         tracker = EvaluationTracker(output_path=str(folder / "results.json"))
         context = contextlib.nullcontext()
         if t.adapter is None and peft_model is not model:
