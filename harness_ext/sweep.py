@@ -133,9 +133,10 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
                 else:
                     peft_model.load_adapter(str(t.adapter), adapter_name=t.name)
             except (RuntimeError, ValueError, KeyError) as err:
-                first = str(err).strip().splitlines()
-                reason = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
-                raise models.ModelError(f"{t.adapter}: does not fit base {pretrained} ({reason[:200]})") from None
+                lines = str(err).strip().splitlines()
+                reason = next((ln.strip() for ln in lines if "size mismatch" in ln), lines[0] if lines else "")
+                reason = reason.replace("torch.Size(", "(")
+                raise models.ModelError(f"{t.adapter}: does not fit base {pretrained} ({reason[:300]})") from None
         peft_model.eval()
 
     lm = HFLM(pretrained=peft_model, tokenizer=tokenizer, batch_size=opts.batch_size, device=device,

@@ -96,6 +96,22 @@ def base_run(tmp_path_factory, small_qa, smollm2_gguf) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def random_adapter(smollm2, tmp_path_factory):
+    """A LoRA adapter over the packaged base with non-zero weights, so it changes the model's outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model, _, _ = smollm2
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    path = tmp_path_factory.mktemp("adapter") / "random-lora"
+    peft_model.save_pretrained(path)
+    peft_model.unload()  # give the shared session model back unchanged
+    return path
+
+
 # ------------------------------------------------------------------------------- lm-eval-format fixtures
 
 

@@ -79,21 +79,6 @@ def test_results_reader_recomputes_the_aggregates(base_run):
             assert corpus_value(metric, per_question(tr, metric)) == pytest.approx(tr.aggregate[metric], abs=1e-4)
 
 
-@pytest.fixture(scope="module")
-def random_adapter(smollm2, tmp_path_factory):
-    """A LoRA adapter over the packaged base with non-zero weights, so it changes the model's outputs."""
-    from peft import LoraConfig, get_peft_model
-
-    model, _, _ = smollm2
-    torch.manual_seed(0)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
-    path = tmp_path_factory.mktemp("adapter") / "random-lora"
-    peft_model.save_pretrained(path)
-    peft_model.unload()  # give the shared session model back unchanged
-    return path
-
-
 def test_lm_eval_on_a_peft_adapter_over_the_gguf_base(tmp_path, small_qa, smollm2_gguf, random_adapter, base_run):
     pretrained, gguf = smollm2_gguf
     folder = run_lm_eval(tmp_path, small_qa, f"pretrained={pretrained},gguf_file={gguf},peft={random_adapter}",

@@ -1,0 +1,105 @@
+"""`fm5 eval`: same numbers as separate stock lm_eval runs, clear errors, and the GGUF conversion cache."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_lm_eval
+from harness_ext import models
+from harness_ext.results import METRICS, load_run
+
+TASKS = ("fm5_qa_open", "fm5_qa_closed")
+SETTINGS = ["--limit", "2", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8"]
+
+
+def fm5_eval(out, model_args, *adapters, extra=()):
+    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "eval", "--model_args", model_args,
+                           "--adapters", *map(str, adapters), "--output_path", str(out), *extra],
+                          capture_output=True, text=True, timeout=1200)
+
+
+def _results(folder):
+    (path,) = folder.glob("results_*.json")
+    return json.loads(path.read_text())["results"]
+
+
+def test_sweep_equals_separate_lm_eval_runs(tmp_path, small_qa, smollm2_gguf, random_adapter, fm5_cache):
+    pretrained, gguf = smollm2_gguf
+    args = f"pretrained={pretrained},gguf_file={gguf}"
+    proc = fm5_eval(tmp_path / "sweep", args, random_adapter,
+                    extra=[*SETTINGS, "--apply_chat_template", "--data", str(small_qa)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[fm5 eval] 1/2 base" in proc.stdout and "[fm5 eval] 2/2 random-lora" in proc.stdout
+    for folder, extra_args in (("base", ""), ("random-lora", f",peft={random_adapter}")):
+        stock = run_lm_eval(tmp_path / f"stock-{folder}", small_qa, args + extra_args, "--gen_kwargs",
+                            "max_gen_toks=8", limit=2)
+        ours = _results(tmp_path / "sweep" / folder)
+        theirs = _results(stock)
+        for task in TASKS:
+            for metric in METRICS:
+                assert ours[task][f"{metric},none"] == pytest.approx(theirs[task][f"{metric},none"], abs=1e-6)
+        # the same files as lm_eval writes, read the same way
+        assert sorted(p.name.split("_20")[0] for p in (tmp_path / "sweep" / folder).iterdir()) == \
+               sorted(p.name.split("_20")[0] for p in stock.iterdir())
+    run = load_run(tmp_path / "sweep" / "random-lora")
+    assert run.adapter == str(random_adapter) and run.label == "random-lora"
+
+
+def test_training_output_dir_expands_to_checkpoints_and_final(tmp_path, random_adapter):
+    from harness_ext.sweep import expand_adapters
+
+    run = tmp_path / "run"
+    for name in ("checkpoint-10", "checkpoint-2"):
+        shutil.copytree(random_adapter, run / name)
+    for f in random_adapter.iterdir():
+        shutil.copy(f, run / f.name)
+    assert [t.label for t in expand_adapters([str(run)])] == ["run/checkpoint-2", "run/checkpoint-10", "run"]
+
+
+def test_wrong_adapter_dir_and_missing_checkpoint_exit_2(tmp_path, smollm2_gguf):
+    args = "pretrained={},gguf_file={}".format(*smollm2_gguf)
+    (tmp_path / "not-an-adapter").mkdir()
+    for path, words in ((tmp_path / "not-an-adapter", "not a PEFT adapter"),
+                        (tmp_path / "run" / "checkpoint-3", "not found")):
+        proc = fm5_eval(tmp_path / "out", args, path)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_adapter_for_another_base_exits_2(tmp_path, smollm2_gguf, fm5_cache):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    other = LlamaForCausalLM(LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=4))
+    adapter = tmp_path / "other-base-lora"
+    get_peft_model(other, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
+    proc = fm5_eval(tmp_path / "out", "pretrained={},gguf_file={}".format(*smollm2_gguf), adapter)
+    last = proc.stderr.strip().splitlines()[-1]  # after the base's conversion progress, one error line
+    assert proc.returncode == 2 and "does not fit base" in last and "size mismatch" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_conversion_cache_is_reused_and_invalidated(tmp_path, smollm2_gguf, monkeypatch):
+    monkeypatch.setenv("FM5_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "models"
+    src.mkdir()
+    gguf = src / smollm2_gguf[1]
+    shutil.copy(smollm2_gguf[0] + "/" + smollm2_gguf[1], gguf)
+    first = models.converted_base(str(src), gguf.name)
+    assert (first / "config.json").is_file() and (first / "model.safetensors").is_file()
+    calls = []
+    monkeypatch.setattr(models, "_convert", lambda *a: calls.append(a))
+    assert models.converted_base(str(src), gguf.name) == first and calls == []  # reused, not converted again
+    monkeypatch.undo()
+    monkeypatch.setenv("FM5_CACHE", str(tmp_path / "cache"))
+    with open(gguf, "ab") as fh:  # a changed file (trailing bytes: still a readable GGUF)
+        fh.write(b"\0" * 64)
+    second = models.converted_base(str(src), gguf.name)
+    assert second != first and (second / "model.safetensors").is_file()
+    model, _ = models.load_base(str(second))
+    assert getattr(model, "hf_quantizer", None) is None and not hasattr(model.config, "quantization_config")
