@@ -2,6 +2,7 @@
 hooks turn model outputs into the right per-question values."""
 
 import math
+import os
 import subprocess
 import sys
 import zipfile
@@ -51,6 +52,20 @@ def test_wheel_ships_the_task_folder(tmp_path):
               "task.py", "README.md"):
         assert f"fm5_tasks/fm5_qa/{f}" in names
     assert "harness_ext/data.py" in names and "training/configs/smollm2_cpu.yaml" in names
+    assert "reports/templates/report.html.j2" in names
+
+    # an installed (not editable) copy finds its own task folder and lm-eval loads the tasks from it
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    code = ("import harness_ext, lm_eval.tasks as t; p = harness_ext.tasks_path(); print(p); "
+            "m = t.TaskManager(include_path=str(p), include_defaults=False); "
+            "print(sorted(n for n in m.all_tasks if n.startswith('fm5')))")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    path, names_line = out.stdout.strip().splitlines()[-2:]
+    assert path == str(target / "fm5_tasks"), out.stderr[-2000:]
+    assert names_line == "['fm5_qa', 'fm5_qa_closed', 'fm5_qa_open']"
 
 
 # lm-eval's own task contract (the checks of `TestBaseTasks` in lm-eval's tests/test_tasks.py), with no model

@@ -16,7 +16,7 @@ from training import sft
 CPU_CONFIG = REPO / "training" / "configs" / "smollm2_cpu.yaml"
 FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
         "--eval_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
-        "--logging_steps", "1"]
+        "--gradient_accumulation_steps", "1", "--logging_steps", "1"]
 
 
 def fm5_train(*args, timeout=900):
@@ -247,6 +247,7 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port), "-m", "training.sft", "--config", str(CPU_CONFIG), "--data", str(train_qa),
            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
+           "--gradient_accumulation_steps", "1",
            "--save_strategy", "no", "--eval_strategy", "no", "--ddp_backend", "gloo",
            "--ddp_find_unused_parameters", "false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
