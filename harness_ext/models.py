@@ -80,12 +80,22 @@ def cache_root() -> Path:
 
 
 def _gguf_path(pretrained: str, gguf_file: str) -> Path:
+    """The local GGUF file: in the folder `pretrained`, or fetched from (or found in the cache of) the hub repo
+    `pretrained` when no such folder exists."""
     path = Path(gguf_file)
     if not path.is_absolute():
         path = Path(pretrained) / gguf_file
-    if not path.is_file():
-        raise ModelError(f"{path}: GGUF file not found")
-    return path
+    if path.is_file():
+        return path
+    if not Path(pretrained).exists() and pretrained.count("/") == 1:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return Path(hf_hub_download(pretrained, gguf_file))
+        except Exception as err:  # offline, missing repo or file: one line for the user
+            raise ModelError(f"{pretrained}/{gguf_file}: GGUF file not found locally or on the hub "
+                             f"({type(err).__name__})") from None
+    raise ModelError(f"{path}: GGUF file not found")
 
 
 def _cache_key(gguf: Path) -> str:

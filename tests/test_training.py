@@ -1,6 +1,7 @@
 """The TRL + PEFT recipe: correct labels, a real short run, its outputs, resume, and every bad input."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -237,7 +238,6 @@ def test_missing_data_file_and_unknown_override(tmp_path):
 
 def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     """Data-parallel over gloo, as users run DDP with `accelerate launch --multi_gpu` or torchrun."""
-    import os
     import socket
 
     with socket.socket() as s:
@@ -257,3 +257,22 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     from harness_ext.models import check_adapter_dir
 
     check_adapter_dir(out)
+
+
+def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train_qa):
+    """The GPU config holds the notebook's settings; on this CPU-only, offline machine it stops with one line."""
+    import yaml
+
+    path = REPO / "training" / "configs" / "llama32_1b_gpu.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    assert (cfg["lora_r"], cfg["lora_alpha"], cfg["lora_dropout"], cfg["learning_rate"]) == (8, 16, 0.05, 2e-4)
+    assert cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"] == 64
+    assert cfg["neftune_noise_alpha"] == 0.1 and cfg["bf16"] and cfg["num_train_epochs"] == 10
+    assert cfg["early_stopping_patience"] == 1 and cfg["early_stopping_threshold"] == 0.001
+    assert cfg["load_best_model_at_end"] and cfg["metric_for_best_model"] == "eval_loss"
+    assert (cfg["test_size"], cfg["split_seed"], cfg["max_length"], cfg["variant"]) == (0.1, 42, 1024, "open")
+    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config", str(path), "--data",
+                           str(train_qa), "--output_dir", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
