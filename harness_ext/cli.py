@@ -85,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
     p.set_defaults(func=_cmd_train, takes_extra=True)
 
-    p = sub.add_parser("eval", help="evaluate a base model and adapters in one process (lm-eval output folders)")
+    p = sub.add_parser(
+        "eval", help="evaluate a base model and adapters in one process (lm-eval output folders)",
+        epilog="lm-eval options passed through: --limit N, --batch_size N (default 8), --gen_kwargs K=V,..., "
+               "--apply_chat_template, --system_instruction TEXT, --metadata JSON, --device DEV; "
+               "--data QA is short for --metadata '{\"fm5_data\": QA}'.")
     p.add_argument("--model_args", required=True, help="pretrained=...[,gguf_file=...] as for lm_eval --model hf")
     p.add_argument("--adapters", nargs="*", default=[], help="PEFT adapter dirs or training output dirs")
     p.add_argument("--tasks", default="fm5_qa_open,fm5_qa_closed")
