@@ -53,7 +53,8 @@ def main(args) -> int:
                  ["fm5_qa_open", "fm5_qa_closed"], str(evals), opts)
 
     _stage(3, "writing the report")
-    from reports.build import build, render_html, render_markdown, write_atomic
+    from harness_ext.files import write_atomic
+    from reports.build import build, render_html, render_markdown
 
     report = build([str(evals), str(run_dir)])
     write_atomic(out / "report.html", render_html(report))

@@ -8,15 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness_ext import results as R
 from harness_ext.errors import UsageError
+from harness_ext.files import write_atomic
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_bootstrap
 
 RULE = """\
@@ -216,15 +215,6 @@ def junit(rows: list[Row]) -> bytes:
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
-
-
 def _round(x):
     if isinstance(x, float):
         return None if math.isnan(x) else round(x, 10)
@@ -260,9 +250,9 @@ def main(args) -> int:
         doc = {"verdict": verdict, "baseline": str(args.baseline), "candidate": str(args.candidate),
                "config": config, "notes": notes, "rule": RULE,
                "rows": [{k: _round(v) for k, v in asdict(r).items()} for r in rows]}
-        _write_atomic(args.json, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        write_atomic(args.json, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
     if args.junit:
-        _write_atomic(args.junit, junit(rows))
+        write_atomic(args.junit, junit(rows))
     if args.markdown:
         with open(args.markdown, "a", encoding="utf-8") as fh:
             fh.write(markdown(rows, verdict, base.label, cand.label, notes))

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness_ext import results as R
 from harness_ext.errors import UsageError
+from harness_ext.files import write_atomic
 from harness_ext.stats import paired_bootstrap
 
 FLIP_THRESHOLD = 0.5  # F1 at or above this counts as "right" for the flip columns
@@ -83,6 +82,14 @@ class Chart:
     x_ticks: list[tuple[str, str]]  # (x, label)
     y_ticks: list[tuple[str, str]]
     note: str = ""
+    width: int = CHART_W
+    height: int = CHART_H
+    axis_x: int = PAD  # where the y axis stands
+    axis_y: int = CHART_H - PAD  # where the x axis stands
+    axis_end_x: int = CHART_W - 6
+    label_y: int = CHART_H - PAD + 14  # x tick labels
+    caption_x: int = CHART_W // 2  # the "step" caption
+    caption_y: int = CHART_H - 4
 
 
 @dataclass
@@ -459,19 +466,6 @@ def render_markdown(report: Report) -> str:
             lines.append(f"| {line.model} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(args) -> int:

@@ -12,6 +12,7 @@ import pytest
 from browser import chromium, load_page
 from conftest import write_fake_run
 from harness_ext import metrics
+from harness_ext.files import write_atomic
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from reports import build as B
 
@@ -141,7 +142,7 @@ def test_report_on_a_real_lm_eval_run(base_run, tmp_path):
     report = B.build([str(base_run)])
     assert report.models and report.questions and not report.knowledge  # one model: no comparison
     assert len(report.questions) == 8  # 4 questions x 2 tasks
-    B.write_atomic(tmp_path / "real.html", B.render_html(report))
+    write_atomic(tmp_path / "real.html", B.render_html(report))
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -186,7 +187,7 @@ def test_missing_samples_and_version_mismatch_are_reported(tmp_path, shared_rows
 @pytest.mark.skipif(chromium() is None, reason="Debian chromium is not installed (.ci/run installs it)")
 def test_real_browser_loads_report_offline(report, tmp_path):
     page = tmp_path / "report.html"
-    B.write_atomic(page, B.render_html(report))
+    write_atomic(page, B.render_html(report))
     shot = tmp_path / "report.png"
     result = load_page(page.as_uri(), shot)
     assert result["title"] == "FM 5-0 fine-tuning report"  # the injected script did not run

@@ -25,6 +25,7 @@ from pathlib import Path
 from harness_ext import data as fm5_data
 from harness_ext import prompts
 from harness_ext.errors import UsageError
+from harness_ext.files import write_atomic
 
 log = logging.getLogger("fm5.train")
 RUN_FILE = "fm5_run.json"
@@ -263,12 +264,6 @@ def _versions() -> dict:
     return out
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------------------------------------------ main
 
 
@@ -357,7 +352,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         "resumed_from": str(resume_from) if resume_from else None,
         "torch_threads": torch.get_num_threads(),
     }
-    write_json_atomic(output_dir / RUN_FILE, run)  # written last: its presence marks a finished run
+    write_atomic(output_dir / RUN_FILE, json.dumps(run, indent=1, sort_keys=True, default=str) + "\n")  # written last: its presence marks a finished run
     return output_dir
 
 
