@@ -86,6 +86,50 @@ def test_long_passage_is_shortened_question_and_answer_kept(smollm2, shared_rows
     assert shortened == 1 and len(built) == 2  # mixed: an open and a closed row for each question
 
 
+def test_cpu_head_scores_label_positions_only(monkeypatch):
+    """The fused LM head on CPU: only label positions are projected, with the same loss and gradients as TRL's
+    score-everything path (so the speed-up changes no number)."""
+    import trl.trainer.utils as trl_utils
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    model = LlamaForCausalLM(config)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    ids = torch.randint(0, 300, (2, 24))
+    labels = ids.clone()
+    labels[0, :18], labels[1, :10] = -100, -100  # prompt positions carry no label
+    seen = []
+    chunked = trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *rest):
+            seen.append(hidden.shape[0])
+            return chunked.apply(hidden, *rest)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
+
+    def step():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    full, full_grads = step()
+    assert sft.score_label_positions_only()
+    compact, compact_grads = step()
+    assert seen == [2 * 23, (labels[:, 1:] != -100).sum().item()]  # every shifted position, then the labels alone
+    torch.testing.assert_close(compact.loss, full.loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(compact.log_probs, full.log_probs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compact.entropy, full.entropy, rtol=1e-5, atol=1e-6)
+    assert torch.equal(compact.is_top1, full.is_top1)
+    for a, b in zip(compact_grads, full_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
 # ----------------------------------------------------------------------------------------------- real run
 
 

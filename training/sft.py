@@ -244,6 +244,32 @@ def build_rows(rows: list[dict], tokenizer, variant: str, max_length: int | None
 # ------------------------------------------------------------------------------------------------- provenance
 
 
+def score_label_positions_only() -> bool:
+    """Make TRL's fused LM head project only the label positions on CPU too; True once in effect.
+
+    TRL 1.16 scores only the positions that carry a label where Triton runs (CUDA, XPU). Elsewhere it projects every
+    position onto the full vocabulary and masks afterwards, so that XLA devices see one tile shape per batch; on a CPU
+    that is a third of each training step (the prompt is most of a row). The compact path is exact on any eager
+    device (same per-token values, scattered back into place), so on CPU we take it. Checked by
+    tests/test_training.py::test_cpu_head_scores_label_positions_only; a TRL without the hook leaves it as it is.
+    """
+    import trl.trainer.utils as trl_utils
+
+    use_triton = getattr(trl_utils, "_use_triton", None)
+    if use_triton is None:
+        log.warning("TRL has no trl.trainer.utils._use_triton; the LM head scores every position on CPU")
+        return False
+    if getattr(use_triton, "fm5_compact", False):
+        return True
+
+    def compact(device) -> bool:
+        return use_triton(device) or device.type == "cpu"
+
+    compact.fm5_compact = True
+    trl_utils._use_triton = compact
+    return True
+
+
 def _git_commit() -> str | None:
     try:
         return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, text=True,
@@ -317,6 +343,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     if not eval_ds:
         sft.eval_strategy, sft.load_best_model_at_end = "no", False
 
+    score_label_positions_only()
     trainer = SFTTrainer(
         model=model, args=sft, processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
         train_dataset=Dataset.from_list(train_ds), eval_dataset=Dataset.from_list(eval_ds) if eval_ds else None,
