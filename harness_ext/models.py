@@ -197,12 +197,14 @@ def load_tokenizer(pretrained: str, gguf_file: str | None = None, tokenizer: str
     return AutoTokenizer.from_pretrained(pretrained)
 
 
-def load_base(pretrained: str, gguf_file: str | None = None, dtype: str = "float32", device: str | None = None):
+def load_base(pretrained: str, gguf_file: str | None = None, dtype: str = "float32", device: str | None = None,
+              attn_implementation: str | None = None):
     """(model, tokenizer) for an HF id, a folder, or a GGUF file (dequantized once, then loaded from the cache)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_pretrained(pretrained, gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
     drop_quantizer_marker(model)
     if device:
         model.to(device)

@@ -86,6 +86,26 @@ def test_long_passage_is_shortened_question_and_answer_kept(smollm2, shared_rows
     assert shortened == 1 and len(built) == 2  # mixed: an open and a closed row for each question
 
 
+def test_padding_free_batch_gives_the_padded_loss(smollm2, shared_rows, tmp_path):
+    """`--padding_free true` (one flat row per batch, no pad tokens) trains on exactly the padded batch's loss."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer, _ = smollm2
+    built, _ = sft.build_rows(shared_rows[100:104], tokenizer, "open", 1024)
+    losses, batches = {}, {}
+    for flat in (False, True):
+        args = SFTConfig(output_dir=str(tmp_path / str(flat)), max_length=None if flat else 1024, padding_free=flat,
+                         report_to="none", use_cpu=True, bf16=False)
+        trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(built))
+        batches[flat] = trainer.data_collator([trainer.train_dataset[i] for i in range(len(built))])
+        with torch.no_grad():
+            losses[flat] = trainer.compute_loss(model, dict(batches[flat]))
+    assert batches[True]["input_ids"].shape[0] == 1 and "attention_mask" not in batches[True]
+    assert batches[True]["input_ids"].numel() == int(batches[False]["attention_mask"].sum())  # no pad tokens
+    torch.testing.assert_close(losses[True], losses[False], rtol=1e-4, atol=1e-5)
+
+
 def test_cpu_head_scores_label_positions_only(monkeypatch):
     """The fused LM head on CPU: only label positions are projected, with the same loss and gradients as TRL's
     score-everything path (so the speed-up changes no number)."""
@@ -293,11 +313,12 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
            "--gradient_accumulation_steps", "1",
            "--save_strategy", "no", "--eval_strategy", "no", "--ddp_backend", "gloo",
-           "--ddp_find_unused_parameters", "false"]
+           "--ddp_find_unused_parameters", "false", "--padding_free", "true"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())
     assert run["world_size"] == 2 and run["global_step"] == 2
+    assert run["config"]["sft"]["padding_free"] and run["rows"]["max_length"] == 1024
     from harness_ext.models import check_adapter_dir
 
     check_adapter_dir(out)
