@@ -244,7 +244,7 @@ def build_rows(rows: list[dict], tokenizer, variant: str, max_length: int | None
     return out, shortened
 
 
-# ------------------------------------------------------------------------------------------------- provenance
+# ------------------------------------------------------------------------------------------------------ speed
 
 
 def score_label_positions_only() -> bool:
@@ -271,6 +271,9 @@ def score_label_positions_only() -> bool:
     compact.fm5_compact = True
     trl_utils._use_triton = compact
     return True
+
+
+# ------------------------------------------------------------------------------------------------- provenance
 
 
 def _git_commit() -> str | None:
