@@ -6,7 +6,8 @@
 fm5 recipe: TRL SFTTrainer, no gradient checkpointing, length-grouped batches, the LM head projected only where
 there are labels (TRL's fused head; on CPU through training.sft.score_label_positions_only), batch 2 on CPU
 (measured fastest on 2 cores: 199 / 259 / 196 real tokens/s at batch 1 / 2 / 4) or 16 on GPU; `--padding_free`
-flattens each batch into one row with no padding (slower on CPU: sdpa then attends over the whole flat row). Both recipes: LoRA r=8, alpha 16, dropout 0.05 on q/v.
+flattens each batch into one row with no padding (slower on CPU: sdpa then attends over the whole flat row).
+Both recipes: LoRA r=8, alpha 16, dropout 0.05 on q/v.
 Notebook recipe: plain Trainer on the same tokenized rows padded to the longest in the batch, gradient
 checkpointing, full-vocabulary logits at every position and the model's own loss, batch 2.
 
@@ -125,14 +126,6 @@ def timed(counter: FlopCounter, timer, warmup: int) -> tuple[float, float]:
     return sum(counter.tokens[warmup + 1 : steps]) / seconds, sum(counter.flops[warmup + 1 : steps]) / seconds
 
 
-def load_tokenizer(path: str | None):
-    from transformers import AutoTokenizer
-
-    from harness_ext.models import converted_base, packaged_smollm2
-
-    return AutoTokenizer.from_pretrained(path or converted_base(*packaged_smollm2()))
-
-
 def load_model(name: str, device: str):
     import torch
 
@@ -246,6 +239,8 @@ def main() -> None:
                    help="keep sdpa off its cuDNN backend, which builds a new graph for every new shape")
     p.add_argument("--only", choices=["both", "fm5", "notebook"], default="both")
     args = p.parse_args()
+    if args.steps < args.warmup + 2:
+        p.error(f"--steps {args.steps}: needs at least --warmup + 2 = {args.warmup + 2} steps to time")
     if args.only == "fm5":  # as training.sft does; a process that also runs the notebook recipe keeps the default
         os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
@@ -259,7 +254,9 @@ def main() -> None:
     peak = matmul_flops(device, dtype)
     print(f"device {device} ({torch.cuda.get_device_name() if device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"measured matmul {peak / 1e12:.3f} TFLOP/s ({dtype}); model {args.model}")
-    tokenizer = load_tokenizer(args.tokenizer)
+    from harness_ext.models import load_tokenizer, packaged_smollm2
+
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else load_tokenizer(*packaged_smollm2())
     rows = build_rows(args.data, tokenizer, args.rows)
     results = {}
     if args.only in ("both", "fm5"):
