@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from harness_ext import ALL_TASKS
+
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -92,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                "--data QA is short for --metadata '{\"fm5_data\": QA}'.")
     p.add_argument("--model_args", required=True, help="pretrained=...[,gguf_file=...] as for lm_eval --model hf")
     p.add_argument("--adapters", nargs="*", default=[], help="PEFT adapter dirs or training output dirs")
-    p.add_argument("--tasks", default="fm5_qa_open,fm5_qa_closed")
+    p.add_argument("--tasks", default=",".join(ALL_TASKS),
+                   help="comma-separated lm-eval tasks (default: the multiple-choice probe and the QA tasks)")
     p.add_argument("--output_path", required=True)
     p.add_argument("--no-base", dest="base", action="store_false", help="skip the base model")
     p.set_defaults(func=_cmd_eval, takes_extra=True)

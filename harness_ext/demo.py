@@ -10,6 +10,7 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
+from harness_ext import ALL_TASKS
 from harness_ext import data as fm5_data
 from harness_ext import models
 
@@ -50,7 +51,7 @@ def main(args) -> int:
                      device=None)
     evals = out / "evals"
     evaluate_all({"pretrained": pretrained, "gguf_file": gguf_file}, [str(run_dir)],
-                 ["fm5_qa_open", "fm5_qa_closed"], str(evals), opts)
+                 list(ALL_TASKS), str(evals), opts)
 
     _stage(3, "writing the report")
     from harness_ext.files import write_atomic

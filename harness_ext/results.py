@@ -15,16 +15,8 @@ from pathlib import Path
 from harness_ext import metrics
 from harness_ext.errors import Fm5Error
 
-# metric -> (higher is better, how per-question values combine into the corpus value)
-METRICS = {
-    "perplexity": (False, "perplexity"),
-    "exact_match": (True, "mean"),
-    "f1": (True, "mean"),
-    "bertscore_precision": (True, "mean"),
-    "bertscore_recall": (True, "mean"),
-    "bertscore_f1": (True, "mean"),
-}
-BERTSCORE = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, family)
+BERTSCORE = metrics.BERTSCORE
 _RESULTS = re.compile(r"^results_(?P<stamp>.+)\.json$")
 
 
@@ -37,17 +29,30 @@ class Question:
     id: str
     question: str
     answer: str
-    prediction: str
-    nll: float
-    tokens: int
-    exact_match: float
-    f1: float
+    prediction: str  # QA: the generated answer; MC: the option the model ranked first (lm-eval's `acc` choice)
+    values: dict  # metric -> the logged per-question value (perplexity: (NLL, tokens))
     bertscore: tuple[float, float, float] | None = None  # filled by `score_bertscore`
+    choices: list[str] | None = None  # MC only
+    gold: int | None = None
+    picked: int | None = None
+
+    @property
+    def nll(self) -> float:
+        return self.values["perplexity"][0]
+
+    @property
+    def tokens(self) -> int:
+        return self.values["perplexity"][1]
+
+    @property
+    def f1(self) -> float:
+        return self.values["f1"]
 
 
 @dataclass
 class TaskRun:
     task: str
+    family: str  # "qa" or "mc" (metrics.Metric.family)
     version: str
     aggregate: dict[str, float]  # as lm-eval printed it
     n_original: int
@@ -65,6 +70,11 @@ class TaskRun:
     @property
     def partial(self) -> bool:
         return self.n_effective < self.n_original
+
+    @property
+    def metrics(self) -> list[str]:
+        """The registry metrics this task reported, in registry order."""
+        return [m for m in metrics.family_metrics(self.family) if m in self.aggregate]
 
 
 @dataclass
@@ -107,22 +117,37 @@ def _float(x) -> float:
     return float(x[0] if isinstance(x, (list, tuple)) else x)
 
 
-def _question(sample: dict, where: str) -> Question:
+def _question(sample: dict, family: str, where: str) -> Question:
     try:
         doc = sample["doc"]
+        common = {"id": str(doc["id"]), "question": doc["question"], "answer": doc["answer"]}
+        if family == "mc":
+            choices, gold = [str(c) for c in doc["choices"]], int(doc["gold"])
+            lls = [float(_float(r)) for r in sample["filtered_resps"][: len(choices)]]
+            picked = metrics.argmax(lls)
+            return Question(**common, prediction=choices[picked], choices=choices, gold=gold, picked=picked,
+                            values={m: float(sample[m]) for m in metrics.family_metrics("mc")})
         nll, tokens = sample["perplexity"]
         prediction = sample["filtered_resps"][0]
         if isinstance(prediction, list):
             prediction = prediction[0]
-        return Question(
-            id=str(doc["id"]), question=doc["question"], answer=doc["answer"], prediction=str(prediction),
-            nll=float(nll), tokens=int(tokens), exact_match=float(sample["exact_match"]), f1=float(sample["f1"]),
-        )
+        return Question(**common, prediction=str(prediction), values={
+            "perplexity": (float(nll), int(tokens)), "exact_match": float(sample["exact_match"]),
+            "f1": float(sample["f1"])})
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise ResultsError(f"{where}: not an fm5 sample ({type(err).__name__}: {err})") from None
 
 
-def _read_samples(path: Path) -> list[Question]:
+def _family(values: dict) -> str | None:
+    """Which fm5 task family a results row belongs to: QA tasks report perplexity, the probe reports margin."""
+    if "perplexity,none" in values:
+        return "qa"
+    if "margin,none" in values:
+        return "mc"
+    return None
+
+
+def _read_samples(path: Path, family: str) -> list[Question]:
     out = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -132,7 +157,7 @@ def _read_samples(path: Path) -> list[Question]:
                 sample = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ResultsError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
-            out.append(_question(sample, f"{path}:{lineno}"))
+            out.append(_question(sample, family, f"{path}:{lineno}"))
     return sorted(out, key=lambda q: q.id)
 
 
@@ -156,27 +181,29 @@ def load_run(folder: str | Path) -> ModelRun:
             date=str(res.get("date", "")), tasks={},
         )
         for task, values in res["results"].items():
-            if task not in configs or "perplexity,none" not in values:
-                continue  # a group row or a task that is not an fm5 QA task
+            family = _family(values)
+            if task not in configs or family is None:
+                continue  # a group row or a task that is not an fm5 task
             meta = configs[task].get("metadata") or {}
             n = res.get("n-samples", {}).get(task, {})
             tr = TaskRun(
-                task=task, version=str(res.get("versions", {}).get(task, meta.get("version"))),
-                aggregate={m: float(values[f"{m},none"]) for m in METRICS if f"{m},none" in values},
+                task=task, family=family, version=str(res.get("versions", {}).get(task, meta.get("version"))),
+                aggregate={m: float(values[f"{m},none"]) for m in metrics.family_metrics(family)
+                           if f"{m},none" in values},
                 n_original=int(n.get("original", 0)), n_effective=int(n.get("effective", 0)),
                 backbone=meta.get("bertscore_backbone"), bertscore_model=meta.get("bertscore_model"),
                 data_sha256=meta.get("fm5_data_sha256"),
             )
             samples = folder / f"samples_{task}_{stamp}.jsonl"
             if samples.is_file():
-                tr.questions, tr.samples_file = _read_samples(samples), samples
+                tr.questions, tr.samples_file = _read_samples(samples, family), samples
             else:
                 run.missing_samples.append(task)
             run.tasks[task] = tr
     except (KeyError, TypeError, AttributeError) as err:
         raise ResultsError(f"{results_file}: not an lm-eval results file ({type(err).__name__}: {err})") from None
     if not run.tasks:
-        raise ResultsError(f"{results_file}: no fm5 QA task in these results")
+        raise ResultsError(f"{results_file}: no fm5 task in these results")
     return run
 
 
@@ -212,7 +239,7 @@ def _backbone_model(tr: TaskRun) -> tuple[str, int]:
 
 def score_bertscore(tr: TaskRun) -> None:
     """Per-question BERTScore, recomputed from the logged (prediction, answer) pairs with the recorded backbone."""
-    todo = [q for q in tr.questions if q.bertscore is None]
+    todo = [q for q in tr.questions if q.bertscore is None] if tr.family == "qa" else []
     if not todo:
         return
     model, layers = _backbone_model(tr)
@@ -223,16 +250,19 @@ def score_bertscore(tr: TaskRun) -> None:
 
 def per_question(tr: TaskRun, metric: str) -> list:
     """Per-question values in question order: floats, or (nll, tokens) pairs for perplexity."""
-    if metric == "perplexity":
-        return [(q.nll, q.tokens) for q in tr.questions]
     if metric in BERTSCORE:
         score_bertscore(tr)
         return [q.bertscore[BERTSCORE.index(metric)] for q in tr.questions]
-    return [getattr(q, metric) for q in tr.questions]
+    return [q.values[metric] for q in tr.questions]
+
+
+def bootstrap_kind(metric: str) -> str:
+    """How `stats.paired_bootstrap` recomputes the metric on a resample: "perplexity" or "mean"."""
+    return "perplexity" if METRICS[metric].kind == "perplexity" else "mean"
 
 
 def corpus_value(metric: str, values: list) -> float:
-    return metrics.corpus_perplexity(values) if METRICS[metric][1] == "perplexity" else metrics.mean(values)
+    return metrics.corpus_perplexity(values) if METRICS[metric].kind == "perplexity" else metrics.mean(values)
 
 
 def training_ids(run: ModelRun) -> set[str] | None:

@@ -21,6 +21,7 @@ from harness_ext import models, prompts, tasks_path
 from harness_ext.errors import UsageError
 
 log = logging.getLogger("fm5.eval")
+SUMMARY_METRICS = ("f1", "perplexity", "acc", "margin")  # printed after each model
 
 
 @dataclass
@@ -109,7 +110,15 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    # one task index for all models: building it scans every lm-eval task folder (~8 s); lm-eval's own tasks are
+    # only indexed when a requested task is not ours. Loading the tasks once here checks the data, the split and
+    # the probe's options before any model is loaded.
+    metadata = {**model_args, **opts.metadata}
+    task_manager = TaskManager(include_path=str(tasks_path()), metadata=metadata,
+                               include_defaults=any(not t.startswith("fm5_") for t in tasks))
+    get_task_dict(tasks, task_manager)
 
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     started = time.time()
@@ -143,11 +152,6 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
               chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
     out_root = Path(output_path)
     written, seen = [], {}
-    # one task index for all models: building it scans every lm-eval task folder (~8 s); lm-eval's own tasks are
-    # only indexed when a requested task is not ours
-    metadata = {**model_args, **opts.metadata}
-    task_manager = TaskManager(include_path=str(tasks_path()), metadata=metadata,
-                               include_defaults=any(not t.startswith("fm5_") for t in tasks))
     for n, t in enumerate(targets, start=1):
         folder = out_root / t.folder
         if folder.exists():
@@ -182,8 +186,8 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
         seen[digest] = folder
         written.append(folder)
         summary = ", ".join(
-            f"{task} f1={vals.get('f1,none', float('nan')):.3f} ppl={vals.get('perplexity,none', float('nan')):.2f}"
-            for task, vals in results["results"].items() if "f1,none" in vals
+            f"{task} " + " ".join(f"{m}={vals[m + ',none']:.3f}" for m in SUMMARY_METRICS if m + ",none" in vals)
+            for task, vals in results["results"].items() if any(m + ",none" in vals for m in SUMMARY_METRICS)
         )
         print(f"[fm5 eval] {n}/{len(targets)} {t.label}: done in {time.time() - t0:.0f}s ({summary})", flush=True)
     print(f"[fm5 eval] {len(targets)} model(s) in {time.time() - started:.0f}s -> {out_root}", flush=True)

@@ -13,13 +13,19 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness_ext import ALL_TASKS
 from harness_ext import results as R
 from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
 from harness_ext.stats import paired_bootstrap
 
 FLIP_THRESHOLD = 0.5  # F1 at or above this counts as "right" for the flip columns
-TASK_ORDER = ("fm5_qa_closed", "fm5_qa_open")
+TASK_ORDER = ALL_TASKS
+# (closed-book task, its open-book ceiling, metrics) for the knowledge view; the probe first: it separates knowledge
+# from answer style, which F1 and perplexity do not
+KNOWLEDGE = (("fm5_qa_mc_closed", "fm5_qa_mc_open", ("margin", "acc_pmi", "acc", "acc_norm")),
+             ("fm5_qa_closed", "fm5_qa_open", ("f1", "bertscore_f1", "perplexity", "exact_match")))
+CHART_METRICS = ("margin", "f1", "perplexity", "bertscore_f1")
 CHART_W, CHART_H, PAD = 420, 180, 34
 
 
@@ -58,6 +64,7 @@ class SummaryTable:
 @dataclass
 class KnowledgeRow:
     model: str
+    task: str
     metric: str
     closed_base: str
     closed_model: str
@@ -112,6 +119,24 @@ class QuestionRow:
 
 
 @dataclass
+class Pick:
+    """One model's choice on one probe question."""
+    text: str  # "B: option text"
+    correct: Cell
+    margin: str
+    flip: Cell
+
+
+@dataclass
+class ChoiceRow:
+    task: str
+    id: str
+    question: str
+    gold: str  # "A: gold answer"
+    picks: list[Pick]
+
+
+@dataclass
 class Report:
     title: str
     generated: str
@@ -124,6 +149,7 @@ class Report:
     charts: list[Chart]
     question_models: list[str]
     questions: list[QuestionRow]
+    choices: list[ChoiceRow]
     provenance: list[tuple[str, str]]
     flip_threshold: str
     has_samples: bool = True
@@ -169,6 +195,10 @@ def collect(paths: list[str]) -> tuple[list[R.ModelRun], list[TrainingRun]]:
 # ----------------------------------------------------------------------------------------------------- formats
 
 
+def _letter(i: int) -> str:
+    return chr(ord("A") + i) if 0 <= i < 26 else str(i + 1)
+
+
 def fmt(metric: str, x: float) -> str:
     return "n/a" if x != x else (f"{x:.2f}" if metric == "perplexity" else f"{x:.3f}")
 
@@ -178,7 +208,7 @@ def fmt_delta(metric: str, x: float) -> str:
 
 
 def _delta_cell(metric: str, cmp) -> Cell:
-    higher = R.METRICS[metric][0]
+    higher = R.METRICS[metric].higher_is_better
     better = cmp.delta > 0 if higher else cmp.delta < 0
     if not cmp.significant:
         return Cell(fmt_delta(metric, cmp.delta), "ns", "95 % interval includes zero")
@@ -197,7 +227,7 @@ def _compare(base: R.TaskRun, other: R.TaskRun, metric: str):
     ids = _shared_ids(base, other)
     if not ids:
         return None
-    kind = R.METRICS[metric][1]
+    kind = R.bootstrap_kind(metric)
     b = dict(zip(base.ids, R.per_question(base, metric)))
     o = dict(zip(other.ids, R.per_question(other, metric)))
     return paired_bootstrap(kind, [b[i] for i in ids], [o[i] for i in ids])
@@ -215,7 +245,8 @@ def summary_tables(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str])
         tb = base.tasks.get(task)
         if tb is None:
             continue
-        metrics = [(m, "↑ higher is better" if higher else "↓ lower is better") for m, (higher, _) in R.METRICS.items()]
+        metrics = [(m, "↑ higher is better" if R.METRICS[m].higher_is_better else "↓ lower is better")
+                   for m in tb.metrics]
         lines = [SummaryLine(base.label, [MetricCell(fmt(m, tb.aggregate.get(m, float("nan"))), Cell("baseline", "base"),
                                                      "") for m, _ in metrics])]
         mde = ["" for _ in metrics]
@@ -245,17 +276,16 @@ def summary_tables(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str])
 
 def knowledge_rows(base: R.ModelRun, others: list[R.ModelRun]) -> list[KnowledgeRow]:
     rows = []
-    for run in others:
-        closed_b, closed_o = base.tasks.get("fm5_qa_closed"), run.tasks.get("fm5_qa_closed")
-        open_o = run.tasks.get("fm5_qa_open")
+    for run, (closed, opened, metric_names) in ((r, k) for r in others for k in KNOWLEDGE):
+        closed_b, closed_o, open_o = base.tasks.get(closed), run.tasks.get(closed), run.tasks.get(opened)
         if not (closed_b and closed_o and closed_b.questions and closed_o.questions):
             continue
-        for metric in ("f1", "bertscore_f1", "perplexity", "exact_match"):
-            cmp = _compare(closed_b, closed_o, metric)
+        for metric in metric_names:
+            cmp = _compare(closed_b, closed_o, metric) if metric in closed_b.aggregate else None
             if cmp is None:
                 continue
             rows.append(KnowledgeRow(
-                run.label, metric, fmt(metric, cmp.base), fmt(metric, cmp.candidate), _delta_cell(metric, cmp),
+                run.label, closed, metric, fmt(metric, cmp.base), fmt(metric, cmp.candidate), _delta_cell(metric, cmp),
                 f"[{fmt_delta(metric, cmp.low)}, {fmt_delta(metric, cmp.high)}]",
                 fmt(metric, open_o.aggregate[metric]) if open_o and metric in open_o.aggregate else "n/a"))
     return rows
@@ -303,10 +333,13 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingR
             out.append(c)
     checkpoints = [(s, r) for r in others if (s := _step(r.label)) is not None]
     if checkpoints:
-        for metric in ("f1", "perplexity", "bertscore_f1"):
+        for metric in CHART_METRICS:
             lines = {}
             for task in _tasks([base, *others]):
-                pts = [(0.0, base.tasks[task].aggregate[metric])] if task in base.tasks else []
+                if _family([base, *others], task) != R.METRICS[metric].family:
+                    continue
+                tb = base.tasks.get(task)
+                pts = [(0.0, tb.aggregate[metric])] if tb and metric in tb.aggregate else []
                 pts += [(float(s), r.tasks[task].aggregate[metric]) for s, r in checkpoints
                         if task in r.tasks and metric in r.tasks[task].aggregate]
                 lines[task] = pts
@@ -317,9 +350,12 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingR
 
 
 def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[QuestionRow]:
+    """The QA tasks' table: each model's generated answer, F1, BERTScore, NLL per token, flips by F1."""
     rows = []
     models = [base, *others]
     for task in tasks:
+        if _family(models, task) != "qa":
+            continue
         by_model = []
         for run in models:
             tr = run.tasks.get(task)
@@ -347,6 +383,37 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
                 answers.append(Answer(q.prediction, f"{q.f1:.2f}", f"{q.bertscore[2]:.3f}" if q.bertscore else "",
                                       f"{q.nll / max(q.tokens, 1):.2f}", flip))
             rows.append(QuestionRow(task, qid, ref.question, ref.answer, answers, f"{task}:{qid}"))
+    return rows
+
+
+def _family(runs: list[R.ModelRun], task: str) -> str | None:
+    return next((r.tasks[task].family for r in runs if task in r.tasks), None)
+
+
+def choice_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[ChoiceRow]:
+    """The probe's table: each model's top-ranked option, right or wrong, its margin, flips against the baseline."""
+    rows = []
+    models = [base, *others]
+    for task in tasks:
+        if _family(models, task) != "mc":
+            continue
+        by_model = [{q.id: q for q in run.tasks[task].questions} if task in run.tasks else {} for run in models]
+        for qid in sorted(set().union(*[set(m) for m in by_model])):
+            ref = next(m[qid] for m in by_model if qid in m)
+            base_q = by_model[0].get(qid)
+            picks = []
+            for i, m in enumerate(by_model):
+                q = m.get(qid)
+                if q is None:
+                    picks.append(Pick("(not evaluated)", Cell(""), "", Cell("")))
+                    continue
+                right = q.picked == q.gold
+                flip = Cell("")
+                if i > 0 and base_q is not None and (base_q.picked == base_q.gold) != right:
+                    flip = Cell("wrong → right", "up") if right else Cell("right → wrong", "down")
+                picks.append(Pick(f"{_letter(q.picked)}: {q.prediction}", Cell("✓", "up") if right else Cell("✗", "down"),
+                                  f"{q.values['margin']:+.2f}", flip))
+            rows.append(ChoiceRow(task, qid, ref.question, f"{_letter(ref.gold)}: {ref.choices[ref.gold]}", picks))
     return rows
 
 
@@ -437,7 +504,7 @@ def build(paths: list[str], base_path: str | None = None) -> Report:
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
         summary=summary_tables(base, others, tasks), knowledge=knowledge_rows(base, others),
         charts=charts(base, others, trainings), question_models=[r.label for r in [base, *others]],
-        questions=question_rows(base, others, tasks), provenance=provenance(runs, trainings),
+        questions=question_rows(base, others, tasks), choices=choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
         flip_threshold=f"{FLIP_THRESHOLD:.2f}", has_samples=has_samples,
         missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
     )

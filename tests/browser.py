@@ -37,7 +37,8 @@ def load_page(url: str, screenshot: Path, timeout: float = 60) -> dict:
         port = port_file.read_text().split()[0]
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
         page = next(t for t in targets if t["type"] == "page")
-        ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout)
+        # no Origin header: Chromium refuses DevTools connections from origins not named in --remote-allow-origins
+        ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
         counter = iter(range(1, 10**6))
         events = []
 

@@ -44,9 +44,9 @@ def small_qa(tmp_path_factory, shared_rows) -> Path:
     return write_jsonl(tmp_path_factory.mktemp("data") / "small_qa.jsonl", rows)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def fm5_cache(tmp_path_factory) -> Path:
-    """A conversion cache of this test session (never the user's)."""
+    """The conversion and embedding cache of this test session (never the user's)."""
     path = tmp_path_factory.mktemp("fm5_cache")
     os.environ["FM5_CACHE"] = str(path)
     return path
@@ -70,11 +70,12 @@ def smollm2(smollm2_gguf, fm5_cache):
     return model, tokenizer, folder
 
 
-def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int = 2) -> Path:
+def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int = 2,
+                tasks: str = "fm5_qa_open,fm5_qa_closed") -> Path:
     """Stock `lm_eval` as a user runs it; returns the model's output folder."""
     cmd = [
         sys.executable, "-m", "lm_eval", "--include_path", str(REPO / "tasks"),
-        "--tasks", "fm5_qa_open,fm5_qa_closed", "--apply_chat_template",
+        "--tasks", tasks, "--apply_chat_template",
         "--model", "hf", "--model_args", model_args, "--device", "cpu", "--batch_size", "4",
         "--metadata", json.dumps({"fm5_data": str(data)}), "--limit", str(limit),
         "--output_path", str(out), "--log_samples", *extra,
@@ -94,6 +95,14 @@ def base_run(tmp_path_factory, small_qa, smollm2_gguf) -> Path:
         tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
         "--gen_kwargs", "max_gen_toks=32", limit=4,
     )
+
+
+@pytest.fixture(scope="session")
+def mc_run(tmp_path_factory, small_qa, smollm2_gguf, fm5_cache) -> Path:
+    """One real lm_eval run of the packaged SmolLM2 GGUF on the multiple-choice probe (4 test questions)."""
+    pretrained, gguf = smollm2_gguf
+    return run_lm_eval(tmp_path_factory.mktemp("mc_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
+                       limit=4, tasks="fm5_qa_mc_open,fm5_qa_mc_closed")
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +130,8 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
     """An lm-eval output folder in the exact shape `lm_eval --log_samples` writes for the fm5 tasks.
 
     `questions` maps task -> list of {id, question, answer, prediction, nll, tokens}; every metric is computed
-    from them with harness_ext.metrics (BERTScore with the packaged backbone)."""
+    from them with harness_ext.metrics (BERTScore with the packaged backbone). Probe tasks (fm5_qa_mc_*) take
+    {id, question, answer, choices, gold, lls, tokens, unconditional} instead (see `write_fake_mc_task`)."""
     from harness_ext import metrics
     from harness_ext.models import bertscore_backbone
 
@@ -131,6 +141,9 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
            "config": {"model": "hf", "model_args": model_args or {"pretrained": "fake-model"}, "limit": limit},
            "lm_eval_version": "0.4.13", "date": 1.0}
     for task, qs in questions.items():
+        if task.startswith("fm5_qa_mc_"):
+            write_fake_mc_task(folder, res, task, qs, version, n_original, samples, stamp)
+            continue
         preds, golds = [q["prediction"] for q in qs], [q["answer"] for q in qs]
         p, r, f = metrics.bertscore(preds, golds, bb["model"], bb["num_layers"])
         res["results"][task] = {
@@ -159,6 +172,28 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
                     }) + "\n")
     (folder / f"results_{stamp}.json").write_text(json.dumps(res, indent=2))
     return folder
+
+
+def write_fake_mc_task(folder: Path, res: dict, task: str, qs: list, version, n_original, samples, stamp) -> None:
+    """One probe task in lm-eval's shape: per question the option log-likelihoods as lm-eval logs them (options,
+    then the whitespace request with log-likelihood 0, then the question-removed ones)."""
+    from harness_ext import metrics
+
+    per_q = [metrics.mc_scores(q["gold"], q["lls"], [len(c) for c in q["choices"]], q["lls"], q["tokens"],
+                               q["unconditional"]) for q in qs]
+    res["results"][task] = {"alias": task, **{f"{m},none": metrics.mean([p[m] for p in per_q])
+                                              for m in metrics.family_metrics("mc")}}
+    res["configs"][task] = {"task": task, "metadata": {"version": version, "fm5_mc_distractors": 3}}
+    res["versions"][task] = version
+    res["n-samples"][task] = {"original": n_original or len(qs), "effective": len(qs)}
+    if samples:
+        with open(folder / f"samples_{task}_{stamp}.jsonl", "w") as fh:
+            for i, (q, p) in enumerate(zip(qs, per_q)):
+                doc = {"id": q["id"], "passage": "", "question": q["question"], "answer": q["answer"],
+                       "choices": q["choices"], "gold": q["gold"]}
+                resps = [[str(x), "False"] for x in (*q["lls"], 0.0, *q["unconditional"])]
+                fh.write(json.dumps({"doc_id": i, "doc": doc, "target": str(q["gold"]), "filtered_resps": resps,
+                                     **p}) + "\n")
 
 
 LLAMA3_TEMPLATE = (

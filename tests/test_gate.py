@@ -214,3 +214,56 @@ def test_example_gate_config_is_the_default():
     from harness_ext.gate import DEFAULT_CONFIG, load_config
 
     assert load_config(str(REPO / "examples" / "gate.yaml")) == DEFAULT_CONFIG
+
+
+# ------------------------------------------------------------------------------- the multiple-choice probe
+
+MC_TASKS = ("fm5_qa_mc_open", "fm5_qa_mc_closed")
+
+
+def _mc_questions(rows, seed=0, skill=1.0):
+    """Probe questions with 4 options; `skill` scales how far the gold option's log-likelihood stands out."""
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        gold = rng.randrange(4)
+        tokens = [rng.randint(20, 60) for _ in range(4)]
+        per_token = [-2.0 + rng.gauss(0, 0.3) + (skill * 0.6 if i == gold else 0.0) for i in range(4)]
+        lls = [p * t for p, t in zip(per_token, tokens)]
+        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"], "gold": gold,
+                    "choices": [row["answer"] if i == gold else f"distractor {i} of {row['id']}" for i in range(4)],
+                    "lls": lls, "tokens": tokens, "unconditional": [ll * 1.5 for ll in lls]})
+    return out
+
+
+def _mc_run(tmp_path, name, rows, **kwargs):
+    return write_fake_run(tmp_path / name, {**{t: _questions(rows) for t in TASKS},
+                                            **{t: _mc_questions(rows, **kwargs) for t in MC_TASKS}})
+
+
+def test_example_mc_config_gates_the_probe(tmp_path, rows, capsys):
+    from conftest import REPO
+
+    config = str(REPO / "examples" / "gate_mc.yaml")
+    base = _mc_run(tmp_path, "base", rows)
+    assert gate(base, base, "--config", config) == 0
+    capsys.readouterr()
+    worse = _mc_run(tmp_path, "worse", rows, skill=0.0)  # the gold no longer stands out: margin and acc fall
+    assert gate(base, worse, "--config", config, "--json", str(tmp_path / "mc.json")) == 1
+    out = json.loads((tmp_path / "mc.json").read_text())["rows"]
+    by = {(r["task"], r["metric"]): r for r in out}
+    assert by[("fm5_qa_mc_closed", "margin")]["verdict"] == "fail"
+    assert by[("fm5_qa_mc_closed", "margin")]["tolerance"] == 0.1
+    assert by[("fm5_qa_mc_open", "acc")]["tolerance"] == 0.08  # task_tolerance of gate_mc.yaml
+    assert {m for t, m in by if t.startswith("fm5_qa_mc_")} == {"acc", "acc_norm", "acc_pmi", "margin"}
+    assert {m for t, m in by if t == "fm5_qa_open"} == {"perplexity", "exact_match", "f1", "bertscore_precision",
+                                                        "bertscore_recall", "bertscore_f1"}
+    assert all(r["higher_is_better"] for r in out if r["task"].startswith("fm5_qa_mc_"))
+    assert gate(base, _mc_run(tmp_path, "better", rows, skill=2.0), "--config", config) == 0
+
+
+def test_probe_task_missing_from_a_qa_only_run(tmp_path, baseline, rows, capsys):
+    from conftest import REPO
+
+    base = _mc_run(tmp_path, "base", rows)
+    _expect_2(capsys, base, baseline, "task fm5_qa_mc_open missing", "--config", str(REPO / "examples" / "gate_mc.yaml"))

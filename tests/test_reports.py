@@ -197,3 +197,26 @@ def test_real_browser_loads_report_offline(report, tmp_path):
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("FM5_KEEP_SCREENSHOT"):
         shot.replace(os.environ["FM5_KEEP_SCREENSHOT"])
+
+
+def test_probe_tables_and_knowledge_rows(tmp_path, shared_rows):
+    """A report over runs with the probe: its metrics in the summary, the knowledge view and the per-question table."""
+    from test_gate import _mc_questions
+
+    rows = shared_rows[:30]
+    base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.2),
+                                              "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)})
+    tuned = write_fake_run(tmp_path / "tuned", {"fm5_qa_mc_closed": _mc_questions(rows, skill=1.5),
+                                                "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)},
+                           model_args={"pretrained": "fake-model", "peft": str(tmp_path / "adapter")})
+    report = B.build([str(base), str(tuned)])
+    table = next(t for t in report.summary if t.task == "fm5_qa_mc_closed")
+    assert [m for m, _ in table.metrics] == ["acc", "acc_norm", "acc_pmi", "margin"]
+    margin = next(k for k in report.knowledge if k.metric == "margin")
+    assert margin.task == "fm5_qa_mc_closed" and margin.gain.css == "up" and margin.open_model != "n/a"
+    assert [k.metric for k in report.knowledge][:4] == ["margin", "acc_pmi", "acc", "acc_norm"]
+    assert len(report.choices) == 60 and not report.questions
+    pick = report.choices[0].picks[1]
+    assert pick.text[0] in "ABCD" and pick.text[1] == ":" and pick.correct.text in ("✓", "✗")
+    html = B.render_html(report)
+    assert 'id="mc-questions"' in html and "fm5_qa_mc_closed" in html

@@ -9,9 +9,12 @@ import pytest
 
 from conftest import run_lm_eval
 from harness_ext import models
-from harness_ext.results import METRICS, load_run
+from harness_ext.results import load_run
 
-TASKS = ("fm5_qa_open", "fm5_qa_closed")
+from harness_ext import ALL_TASKS
+from harness_ext.metrics import family_metrics
+
+TASKS = ALL_TASKS  # fm5 eval's default: the QA tasks and the multiple-choice probe
 SETTINGS = ["--limit", "2", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8"]
 
 
@@ -35,11 +38,11 @@ def test_sweep_equals_separate_lm_eval_runs(tmp_path, small_qa, smollm2_gguf, ra
     assert "[fm5 eval] 1/2 base" in proc.stdout and "[fm5 eval] 2/2 random-lora" in proc.stdout
     for folder, extra_args in (("base", ""), ("random-lora", f",peft={random_adapter}")):
         stock = run_lm_eval(tmp_path / f"stock-{folder}", small_qa, args + extra_args, "--gen_kwargs",
-                            "max_gen_toks=8", limit=2)
+                            "max_gen_toks=8", limit=2, tasks=",".join(TASKS))
         ours = _results(tmp_path / "sweep" / folder)
         theirs = _results(stock)
         for task in TASKS:
-            for metric in METRICS:
+            for metric in family_metrics("mc" if "_mc_" in task else "qa"):
                 assert ours[task][f"{metric},none"] == pytest.approx(theirs[task][f"{metric},none"], abs=1e-6)
         # the same files as lm_eval writes, read the same way
         assert sorted(p.name.split("_20")[0] for p in (tmp_path / "sweep" / folder).iterdir()) == \
@@ -70,7 +73,7 @@ def test_wrong_adapter_dir_and_missing_checkpoint_exit_2(tmp_path, smollm2_gguf)
     assert not (tmp_path / "out").exists()
 
 
-def test_adapter_for_another_base_exits_2(tmp_path, smollm2_gguf, fm5_cache):
+def test_adapter_for_another_base_exits_2(tmp_path, smollm2_gguf, small_qa, fm5_cache):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -78,7 +81,8 @@ def test_adapter_for_another_base_exits_2(tmp_path, smollm2_gguf, fm5_cache):
                                          num_attention_heads=4, num_key_value_heads=4))
     adapter = tmp_path / "other-base-lora"
     get_peft_model(other, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
-    proc = fm5_eval(tmp_path / "out", "pretrained={},gguf_file={}".format(*smollm2_gguf), adapter)
+    proc = fm5_eval(tmp_path / "out", "pretrained={},gguf_file={}".format(*smollm2_gguf), adapter,
+                    extra=["--data", str(small_qa)])
     last = proc.stderr.strip().splitlines()[-1]  # after the base's conversion progress, one error line
     assert proc.returncode == 2 and "does not fit base" in last and "size mismatch" in last
     assert "Traceback" not in proc.stderr

@@ -13,6 +13,7 @@ import pytest
 from harness_ext import prompts, tasks_path
 
 TASKS = ("fm5_qa_open", "fm5_qa_closed")
+MC_TASKS = ("fm5_qa_mc_open", "fm5_qa_mc_closed")
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,13 @@ def loaded(task_manager):
 
 
 def test_index_lists_tasks_and_group(task_manager):
-    for name in (*TASKS, "fm5_qa"):
+    for name in (*TASKS, "fm5_qa", *MC_TASKS, "fm5_qa_mc"):
         assert name in task_manager.all_tasks, f"{name} stopped loading"
 
 
-def test_group_loads_both_tasks(task_manager):
-    loaded = task_manager.load(["fm5_qa"])
-    assert set(TASKS) <= set(loaded["tasks"])
+def test_groups_load_their_tasks(task_manager):
+    assert set(TASKS) == set(task_manager.load(["fm5_qa"])["tasks"])
+    assert set(MC_TASKS) == set(task_manager.load(["fm5_qa_mc"])["tasks"])
 
 
 def test_tasks_path_is_the_installed_task_folder():
@@ -49,7 +50,8 @@ def test_wheel_ships_the_task_folder(tmp_path):
     (wheel,) = tmp_path.glob("fm5_eval-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("_fm5_qa_template_yaml", "fm5_qa_open.yaml", "fm5_qa_closed.yaml", "fm5_qa.yaml", "utils.py",
-              "task.py", "README.md"):
+              "task.py", "README.md", "_fm5_qa_mc_template_yaml", "fm5_qa_mc_open.yaml", "fm5_qa_mc_closed.yaml",
+              "fm5_qa_mc.yaml"):
         assert f"fm5_tasks/fm5_qa/{f}" in names
     assert "harness_ext/data.py" in names and "training/configs/smollm2_cpu.yaml" in names
     assert "reports/templates/report.html.j2" in names
@@ -65,12 +67,12 @@ def test_wheel_ships_the_task_folder(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     path, names_line = out.stdout.strip().splitlines()[-2:]
     assert path == str(target / "fm5_tasks"), out.stderr[-2000:]
-    assert names_line == "['fm5_qa', 'fm5_qa_closed', 'fm5_qa_open']"
+    assert names_line == "['fm5_qa', 'fm5_qa_closed', 'fm5_qa_mc', 'fm5_qa_mc_closed', 'fm5_qa_mc_open', 'fm5_qa_open']"
 
 
 # lm-eval's own task contract (the checks of `TestBaseTasks` in lm-eval's tests/test_tasks.py), with no model
 # loaded and the data coming from FM5_DATA, as lm-eval's test runs it.
-@pytest.fixture(params=TASKS)
+@pytest.fixture(params=TASKS + MC_TASKS)
 def contract_task(request, shared_qa, monkeypatch):
     from lm_eval.tasks import TaskManager
 
@@ -104,7 +106,11 @@ def test_contract_docs_targets_and_requests(contract_task):
     for text in texts:
         assert isinstance(text, str)
         assert not (delimiter.isspace() and text and text[-1].isspace())
-    assert all(isinstance(contract_task.doc_to_target(d), str) for d in docs)
+    targets = [contract_task.doc_to_target(d) for d in docs]
+    if contract_task.config.output_type == "multiple_choice":  # an index into the choices, as lm-eval checks
+        assert all(isinstance(t, int) and 0 <= t < len(contract_task.doc_to_choice(d)) for t, d in zip(targets, docs))
+    else:
+        assert all(isinstance(t, str) for t in targets)
     contract_task.build_all_requests(rank=1, limit=LIMIT, world_size=1)
     assert contract_task.instances is not None
     requests = [contract_task.construct_requests(doc=d, ctx=contract_task.doc_to_text(d)) for d in docs]
@@ -154,6 +160,22 @@ def test_process_results_counts_only_answer_tokens(loaded, smollm2):
     agg = task.aggregation()
     assert agg["perplexity"]([(30.0, 10), (10.0, 10)]) == pytest.approx(math.exp(2.0))
     assert task.higher_is_better()["perplexity"] is False
+
+
+def test_mc_requests(task_manager):
+    task = task_manager.load(["fm5_qa_mc_closed"])["tasks"]["fm5_qa_mc_closed"]
+    doc = task.test_docs()[0]
+    ctx = task.fewshot_context(doc, 0)
+    assert ctx == prompts.render_plain(prompts.build_messages(doc, "closed"))
+    reqs = task.construct_requests(doc=doc, ctx=ctx, metadata=("fm5_qa_mc_closed", 0, 1))
+    k1 = len(doc["choices"])
+    assert [r.request_type for r in reqs] == ["loglikelihood"] * (2 * k1 + 1)
+    assert [r.idx for r in reqs] == list(range(2 * k1 + 1))
+    assert [r.arguments for r in reqs[:k1]] == [(ctx, c) for c in doc["choices"]]
+    assert reqs[k1].arguments == (ctx.rstrip(), "\n")
+    neutral = prompts.render_plain(prompts.build_messages({"question": "", "passage": ""}, "closed"))
+    assert [r.arguments for r in reqs[k1 + 1 :]] == [(neutral, c) for c in doc["choices"]]
+    assert doc["question"] not in neutral
 
 
 def test_backbone_is_recorded_in_task_metadata(loaded):

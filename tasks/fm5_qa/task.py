@@ -1,6 +1,12 @@
-"""FM 5-0 QA: one greedy generation and one gold-answer loglikelihood per question (like lm-eval's squadv2).
+"""FM 5-0 tasks: prompts from harness_ext.prompts (the builder training uses), metrics from harness_ext.metrics.
 
-Prompts come from harness_ext.prompts (the builder training uses); metrics from harness_ext.metrics.
+- FM5QATask (fm5_qa_open / _closed): one greedy generation and one gold-answer loglikelihood per question (like
+  lm-eval's squadv2).
+- FM5MCTask (fm5_qa_mc_open / _closed): the multiple-choice knowledge probe; loglikelihood requests only.
+
+YAML alone cannot say either: both render the shared chat prompt with its system turn, score the whitespace
+lm-eval moves into the continuation separately (and take it out), and count the scored tokens with the evaluated
+model's tokenizer.
 """
 
 import datetime
@@ -11,35 +17,32 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
-from harness_ext import data, metrics, models, prompts
+from harness_ext import data, metrics, models, probe, prompts
 
 log = logging.getLogger(__name__)
 
-HIGHER_IS_BETTER = {
-    "perplexity": False,
-    "exact_match": True,
-    "f1": True,
-    "bertscore_precision": True,
-    "bertscore_recall": True,
-    "bertscore_f1": True,
-}
-BERTSCORE_PARTS = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+BERTSCORE_PARTS = metrics.BERTSCORE
 
 
-class FM5QATask(ConfigurableTask):
+class _FM5Task(ConfigurableTask):
+    """What both families share: metadata, the prompt, and the exact token counts of scored continuations."""
+
+    FAMILY = ""
+
     def __init__(self, config=None):
         # lm-eval hands a `class:` task its whole YAML, the `class` key included, which TaskConfig does not accept
         super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
         meta = self.config.metadata
-        backbone = models.bertscore_backbone(meta.get("bertscore_model"), meta.get("bertscore_num_layers"))
-        # recorded in the results file's task config, so scores of different backbones are never mixed silently
-        meta["bertscore_backbone"] = backbone["name"]
         meta["fm5_data_sha256"] = data.file_sha256(data.resolve_data_path(meta.get("fm5_data")))
-        self._backbone = backbone
+        self._contexts = {}  # doc id -> the prompt sent (this process's shard), for the token counts
+        self._system_instruction = None
 
     @property
     def variant(self) -> str:
         return self.config.dataset_name
+
+    def higher_is_better(self):
+        return {name: metrics.METRICS[name].higher_is_better for name in metrics.family_metrics(self.FAMILY)}
 
     def fewshot_context(
         self,
@@ -53,26 +56,65 @@ class FM5QATask(ConfigurableTask):
     ):
         if num_fewshot:
             raise ValueError(f"{self.config.task} is zero-shot; --num_fewshot is not supported")
+        self._system_instruction = system_instruction
         messages = prompts.build_messages(doc, self.variant, system_instruction)
         if apply_chat_template and chat_template:
             return chat_template(messages, add_generation_prompt=True)
         return prompts.render_plain(messages)
 
+    def _scored(self, doc, ctx, continuations, kwargs, start: int = 0) -> list[Instance]:
+        """Loglikelihood requests for each continuation, then one for the prompt's trailing whitespace alone:
+        lm-eval moves that whitespace (e.g. the "\n" after "assistant") into every continuation, so its
+        log-likelihood is scored once and taken out again. ``kwargs``: lm-eval's, chat-template keys removed."""
+        _warn_if_dated(ctx)
+        self._contexts[str(doc["id"])] = ctx
+        requests = [Instance("loglikelihood", doc, (ctx, c), idx=start + i, **kwargs)
+                    for i, c in enumerate(continuations)]
+        stripped = ctx.rstrip()
+        if stripped != ctx:
+            requests.append(Instance("loglikelihood", doc, (stripped, ctx[len(stripped) :]),
+                                     idx=start + len(requests), **kwargs))
+        return requests
+
+    def _tokens(self, doc, continuation: str) -> int:
+        """Tokens of ``continuation`` whose log-likelihood lm-eval summed after this doc's prompt, with the evaluated
+        model's tokenizer (from --model_args, which lm-eval merges into the task metadata, or --metadata
+        fm5_tokenizer)."""
+        meta = self.config.metadata
+        source = meta.get("fm5_tokenizer") or meta.get("tokenizer")
+        if not (source or meta.get("pretrained")):
+            raise ValueError(
+                f"{self.config.task}: token counts need the model's tokenizer; pass pretrained= in --model_args "
+                "or --metadata '{\"fm5_tokenizer\": PATH}'"
+            )
+        tok = models.load_tokenizer(meta.get("pretrained"), meta.get("gguf_file"), source)
+        ctx = self._contexts.get(str(doc["id"]))
+        if ctx is None:
+            raise RuntimeError(f"{self.config.task}: no request was built for doc {doc['id']!r} in this process")
+        add_bos = meta.get("add_bos_token")
+        return models.continuation_tokens(tok, ctx, continuation, None if add_bos is None else _bool(add_bos))
+
+
+def _bool(value) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+
+
+class FM5QATask(_FM5Task):
+    FAMILY = "qa"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        meta = self.config.metadata
+        backbone = models.bertscore_backbone(meta.get("bertscore_model"), meta.get("bertscore_num_layers"))
+        # recorded in the results file's task config, so scores of different backbones are never mixed silently
+        meta["bertscore_backbone"] = backbone["name"]
+        self._backbone = backbone
+
     def construct_requests(self, doc, ctx, **kwargs):
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
-        _warn_if_dated(ctx)
-        answer = prompts.completion_text(doc)
-        requests = [
-            Instance("generate_until", doc, (ctx, dict(self.config.generation_kwargs)), idx=0, **kwargs),
-            Instance("loglikelihood", doc, (ctx, answer), idx=1, **kwargs),
-        ]
-        # lm-eval moves the prompt's trailing whitespace (e.g. the "\n" after "assistant") into the continuation;
-        # score that whitespace alone too, so that its NLL can be taken out and only the answer is counted.
-        stripped = ctx.rstrip()
-        if stripped != ctx:
-            requests.append(Instance("loglikelihood", doc, (stripped, ctx[len(stripped) :]), idx=2, **kwargs))
-        return requests
+        generation = Instance("generate_until", doc, (ctx, dict(self.config.generation_kwargs)), idx=0, **kwargs)
+        return [generation, *self._scored(doc, ctx, [prompts.completion_text(doc)], kwargs, start=1)]
 
     def process_results(self, doc, results):
         generation, (ll_with_ws, _) = results[0], results[1]
@@ -80,7 +122,7 @@ class FM5QATask(ConfigurableTask):
         prediction, reference = generation.strip(), prompts.completion_text(doc)
         pair = (prediction, reference)
         return {
-            "perplexity": (ll_ws - ll_with_ws, self._answer_tokens(reference)),
+            "perplexity": (ll_ws - ll_with_ws, self._tokens(doc, reference)),
             "exact_match": metrics.exact_match(prediction, reference),
             "f1": metrics.f1(prediction, reference),
             **{name: pair for name in BERTSCORE_PARTS},
@@ -94,29 +136,54 @@ class FM5QATask(ConfigurableTask):
             **{name: partial(self._bertscore_mean, i) for i, name in enumerate(BERTSCORE_PARTS)},
         }
 
-    def higher_is_better(self):
-        return dict(HIGHER_IS_BETTER)
-
-    # -- helpers -----------------------------------------------------------------------------------------------
-
-    def _answer_tokens(self, answer: str) -> int:
-        """Token count of the answer alone, with the tokenizer of the evaluated model (from --model_args, which
-        lm-eval merges into the task metadata, or --metadata fm5_tokenizer)."""
-        meta = self.config.metadata
-        source = meta.get("fm5_tokenizer") or meta.get("tokenizer")
-        if not (source or meta.get("pretrained")):
-            raise ValueError(
-                f"{self.config.task}: perplexity needs the model's tokenizer; pass pretrained= in --model_args "
-                "or --metadata '{\"fm5_tokenizer\": PATH}'"
-            )
-        tok = models.load_tokenizer(meta.get("pretrained"), meta.get("gguf_file"), source)
-        return len(tok(answer, add_special_tokens=False)["input_ids"])
-
     def _bertscore_mean(self, part: int, items) -> float:
         predictions, references = zip(*items)
         scores = _bertscore_cached(tuple(predictions), tuple(references), self._backbone["model"],
                                    self._backbone["num_layers"])
         return metrics.mean(scores[part])
+
+
+class FM5MCTask(_FM5Task):
+    """Requests per question: each option after the prompt (K + 1), the prompt's trailing whitespace alone (1),
+    and each option after the prompt with the question and passage removed (K + 1), for ``acc_pmi``."""
+
+    FAMILY = "mc"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        meta = self.config.metadata
+        meta["fm5_mc_distractors"] = probe.distractor_count(meta.get("fm5_mc_distractors", probe.DEFAULT_DISTRACTORS))
+        # recorded in the results: the options depend on them (fm5_mc_embedding itself may be a local path)
+        meta["fm5_mc_embedding_model"] = models.probe_embedding_model(meta.get("fm5_mc_embedding"))["name"]
+        meta["fm5_mc_max_cosine"] = probe.MAX_COSINE
+
+    def construct_requests(self, doc, ctx, **kwargs):
+        apply_chat_template = kwargs.pop("apply_chat_template", False)
+        chat_template = kwargs.pop("chat_template", None)
+        # the same prompt with the question (and passage) removed: the options' prior in this answer slot
+        neutral = prompts.build_messages({**doc, "question": "", "passage": ""}, "closed", self._system_instruction)
+        neutral_ctx = (chat_template(neutral, add_generation_prompt=True) if apply_chat_template and chat_template
+                       else prompts.render_plain(neutral))
+        requests = self._scored(doc, ctx, doc["choices"], kwargs)
+        n = len(requests)
+        return requests + [Instance("loglikelihood", doc, (neutral_ctx, c), idx=n + i, **kwargs)
+                           for i, c in enumerate(doc["choices"])]
+
+    def process_results(self, doc, results):
+        choices = doc["choices"]
+        k1 = len(choices)
+        lls = [float(r[0]) for r in results[:k1]]
+        has_ws = len(results) == 2 * k1 + 1
+        ll_ws = float(results[k1][0]) if has_ws else 0.0
+        unconditional = [float(r[0]) for r in results[k1 + int(has_ws) :]]
+        scores = metrics.mc_scores(
+            int(doc["gold"]), lls, [len(c) for c in choices], [ll - ll_ws for ll in lls],
+            [self._tokens(doc, c) for c in choices], unconditional,
+        )
+        return scores
+
+    def aggregation(self):
+        return {name: mean for name in metrics.family_metrics(self.FAMILY)}
 
 
 # the three BERTScore parts are aggregated separately; score the pairs once

@@ -1,0 +1,132 @@
+"""The multiple-choice knowledge probe: which options each held-out question gets.
+
+Free-text answers differ in style from anything a base model would write, so answer perplexity falls when a model
+only learns that style. The probe asks the model to rank options that all share it: the gold answer and K answers
+of *other* rows of the same QA file (any split: they are options, not training data).
+
+The rule, deterministic for a given file and settings (no process, order or machine dependence beyond float
+rounding at the 4th decimal of a cosine):
+1. Every answer (``prompts.completion_text``) is embedded with a sentence embedding (the packaged all-MiniLM-L6-v2
+   by default: mean pooling, L2-normalised).
+2. Candidates for a question are the other rows' answers minus near-duplicates of the gold: the same SQuAD-normalised
+   text, or cosine similarity >= ``MAX_COSINE`` (0.95: paraphrases of the gold would be correct answers too).
+   A candidate whose normalised text equals an already chosen distractor is skipped.
+3. The K most similar candidates to the gold are its distractors (hard negatives), by cosine rounded to 4 decimals,
+   ties broken by ``sha256("fm5-mc:SEED:ID")`` of the candidate's row.
+4. The gold goes to position ``int(sha256("fm5-mc:SEED:ID")) mod (K + 1)`` of the question; the distractors fill the
+   other positions, most similar first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from harness_ext import data, metrics, models, prompts
+from harness_ext.errors import UsageError
+
+MAX_COSINE = 0.95
+DEFAULT_DISTRACTORS = 3
+
+
+@dataclass(frozen=True)
+class Item:
+    choices: tuple[str, ...]
+    gold: int
+    distractor_ids: tuple[str, ...]
+
+
+def distractor_count(value) -> int:
+    """``fm5_mc_distractors`` as given in --metadata: an integer >= 1."""
+    try:
+        k = int(value)
+        if k != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UsageError(f"fm5_mc_distractors must be an integer >= 1, got {value!r}") from None
+    if k < 1:
+        raise UsageError(f"fm5_mc_distractors must be an integer >= 1, got {k}")
+    return k
+
+
+def _hash(seed: int, row_id: str) -> int:
+    return int(hashlib.sha256(f"fm5-mc:{seed}:{row_id}".encode()).hexdigest(), 16)
+
+
+@lru_cache(maxsize=4)
+def _embeddings(texts: tuple[str, ...], model_path: str):
+    """Answer embeddings, computed once per file and model and kept in ``$FM5_CACHE/embeddings`` (~15 s for 500
+    answers on 2 CPU cores; both probe tasks and every model of a sweep reuse them)."""
+    import numpy as np
+
+    key = hashlib.sha256("\x00".join((str(model_path), *texts)).encode()).hexdigest()[:24]
+    path = models.cache_root() / "embeddings" / f"{key}.npy"
+    if path.is_file():
+        try:
+            vectors = np.load(path)
+            if vectors.shape[0] == len(texts):
+                return vectors
+        except (OSError, ValueError):
+            pass  # a damaged entry: compute it again
+    vectors = models.sentence_embeddings(list(texts), model_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
+def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, seed: int = data.DEFAULT_SEED,
+                where: str | os.PathLike = "<qa file>") -> dict[str, Item]:
+    """Options for each of ``questions`` (rows of ``rows``), with ``embeddings[i]`` the unit vector of
+    ``rows[i]``'s answer."""
+    import numpy as np
+
+    k = distractor_count(k)
+    if len(rows) < k + 1:
+        raise data.DataError(where, f"{len(rows)} row(s); the multiple-choice probe needs at least "
+                                    f"fm5_mc_distractors + 1 = {k + 1} (the gold answer and {k} distractors)")
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    answers = [prompts.completion_text(r) for r in rows]
+    normalized = [metrics.normalize_answer(a) for a in answers]
+    tie = [_hash(seed, r["id"]) for r in rows]
+    emb = np.asarray(embeddings, dtype=np.float32)
+    items = {}
+    for q in questions:
+        g = index[q["id"]]
+        cos = np.round(emb @ emb[g], 4)
+        order = sorted((i for i in range(len(rows)) if i != g), key=lambda i: (-cos[i], tie[i]))
+        chosen, texts = [], {normalized[g]}
+        for i in order:
+            if cos[i] >= MAX_COSINE or normalized[i] in texts:
+                continue
+            chosen.append(i)
+            texts.add(normalized[i])
+            if len(chosen) == k:
+                break
+        if len(chosen) < k:
+            raise data.DataError(where, f"question {q['id']!r}: only {len(chosen)} other answer(s) differ from its "
+                                        f"gold answer; the probe needs fm5_mc_distractors = {k}")
+        position = _hash(seed, q["id"]) % (k + 1)
+        choices = [answers[i] for i in chosen]
+        choices.insert(position, answers[g])
+        items[q["id"]] = Item(tuple(choices), position, tuple(rows[i]["id"] for i in chosen))
+    return items
+
+
+def load_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = data.DEFAULT_SEED,
+              k=DEFAULT_DISTRACTORS, embedding: str | None = None) -> list[dict]:
+    """The test split of ``path`` (or $FM5_DATA) as probe documents: ``{id, passage, question, answer, choices,
+    gold}``, in file order."""
+    k = distractor_count(k)
+    resolved = data.resolve_data_path(path)
+    rows = data.load_qa(resolved)
+    _, test = data.Split(test_size, seed).apply(rows)
+    model = models.probe_embedding_model(embedding)
+    vectors = _embeddings(tuple(prompts.completion_text(r) for r in rows), model["model"])
+    items = build_items(rows, test, k, vectors, seed, resolved)
+    return [{"id": r["id"], "passage": r["passage"], "question": r["question"], "answer": r["answer"],
+             "choices": list(items[r["id"]].choices), "gold": items[r["id"]].gold} for r in test]
