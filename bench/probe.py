@@ -2,10 +2,11 @@
 vs the generation half of the QA tasks, the model's scores on all four tasks, and the probe's validity check
 (open-book must beat closed-book on acc and margin, paired 95 % interval excluding 0).
 
-    .venv/bin/python bench/probe.py --data ../shared/fm5/qa_pairs.jsonl --output bench-probe
+    .venv/bin/python bench/probe.py --data ../shared/fm5/qa_pairs.jsonl --output bench-probe [--also_stock]
 
-Defaults: the packaged SmolLM2-135M GGUF, chat template, batch 8, CPU, the full test split. Prints numbers; asserts
-nothing.
+Defaults: the packaged SmolLM2-135M GGUF, chat template, batch 8, CPU, the full test split, `fm5 eval`'s model
+(harness_ext.lm.PrefixSharingHFLM); `--also_stock` times the probe through lm-eval's own HFLM too (what stock
+`lm_eval` runs). Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     p.add_argument("--limit", type=float, default=None, help="questions per task (default: the whole test split)")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--max_gen_toks", type=int, default=128)
+    p.add_argument("--also_stock", action="store_true", help="also time the probe with lm-eval's HFLM")
     args = p.parse_args()
 
     import torch
@@ -47,13 +49,15 @@ def main() -> None:
     from lm_eval.tasks import TaskManager
 
     from harness_ext import MC_TASKS, QA_TASKS, models, prompts, results, tasks_path
+    from harness_ext.lm import PrefixSharingHFLM
     from harness_ext.stats import paired_bootstrap
 
     pretrained, gguf = models.packaged_smollm2()
     model, tokenizer = models.load_base(pretrained, gguf)
     model.eval()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, device="cpu",
-              chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
+    kwargs = dict(tokenizer=tokenizer, batch_size=args.batch_size, device="cpu",
+                  chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
+    lms = {"fm5": PrefixSharingHFLM(pretrained=model, **kwargs), "stock": HFLM(pretrained=model, **kwargs)}
     model_args = {"pretrained": pretrained, "gguf_file": gguf}
     metadata = {**model_args, "fm5_data": str(Path(args.data).resolve())}
     manager = TaskManager(include_path=str(tasks_path()), metadata=metadata, include_defaults=False)
@@ -61,11 +65,16 @@ def main() -> None:
 
     timings: dict[str, float] = {}
     out = Path(args.output)
-    for label, tasks in (("probe", list(MC_TASKS)), ("qa", list(QA_TASKS))):
-        lm.loglikelihood = _timed(HFLM.loglikelihood.__get__(lm), timings, f"{label} loglikelihood")
-        lm.generate_until = _timed(HFLM.generate_until.__get__(lm), timings, f"{label} generate_until")
+    plan = [("probe", "fm5", list(MC_TASKS)), ("qa", "fm5", list(QA_TASKS))]
+    if args.also_stock:
+        plan.append(("probe, stock HFLM", "stock", list(MC_TASKS)))
+    for label, which, tasks in plan:
+        lm = lms[which]
+        lm.loglikelihood = _timed(type(lm).loglikelihood.__get__(lm), timings, f"{label} loglikelihood")
+        lm.generate_until = _timed(type(lm).generate_until.__get__(lm), timings, f"{label} generate_until")
         t0 = time.perf_counter()
-        tracker = EvaluationTracker(output_path=str(out / label / "results.json"))
+        tracker = EvaluationTracker(output_path=str(out / label.split(",")[0].replace(" ", "_") / which /
+                                                    "results.json"))
         res = simple_evaluate(model=lm, model_args=model_args, tasks=tasks, limit=args.limit, log_samples=True,
                               evaluation_tracker=tracker, apply_chat_template=True, task_manager=manager,
                               gen_kwargs=f"max_gen_toks={args.max_gen_toks}", metadata=metadata)
@@ -82,7 +91,9 @@ def main() -> None:
     print(f"  probe (both tasks, all requests) / QA generation half = {probe_s:.1f} / {gen_s:.1f} = "
           f"{probe_s / gen_s:.2f}")
 
-    runs = {label: results.find_runs(out / label)[0] for label in ("probe", "qa")}
+    if args.also_stock:
+        print(f"  probe with lm-eval's HFLM (stock lm_eval) = {timings['probe, stock HFLM total']:.1f}")
+    runs = {label: results.find_runs(out / label / "fm5")[0] for label in ("probe", "qa")}
     print("\n== scores")
     for run in runs.values():
         for task, tr in sorted(run.tasks.items()):
