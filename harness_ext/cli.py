@@ -8,6 +8,7 @@ import json
 import sys
 
 from harness_ext import ALL_TASKS
+from harness_ext.data import DEFAULT_EVAL_SIZE, DEFAULT_SEED, DEFAULT_SEEN_FRACTION, DEFAULT_TEST_SIZE
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -33,13 +34,22 @@ def _cmd_tasks(args) -> int:
 
 def _cmd_data(args) -> int:
     from harness_ext.data import Split, load_qa, resolve_data_path
+    from harness_ext.errors import UsageError
 
     path = resolve_data_path(args.data)
     rows = load_qa(path)
-    train, test = Split(args.test_size, args.seed).apply(rows)
-    summary = {"file": str(path), "rows": len(rows), "train": len(train), "test": len(test)}
+    split = Split(args.test_size, args.seed, args.seen_fraction)
+    try:
+        groups = split.groups(rows)
+        train, evaluation = split.eval_split(groups["train"], args.eval_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    summary = {"file": str(path), "rows": len(rows), "train": len(train), "eval": len(evaluation),
+               "test": len(groups["test"]), "test_seen": len(groups["seen"]), "test_unseen": len(groups["unseen"])}
     if args.ids:
-        summary["test_ids"] = [r["id"] for r in test]
+        summary["test_ids"] = [r["id"] for r in groups["test"]]
+        summary["test_seen_ids"] = [r["id"] for r in groups["seen"]]
+        summary["test_unseen_ids"] = [r["id"] for r in groups["unseen"]]
     print(json.dumps(summary, indent=1))
     return EXIT_OK
 
@@ -92,9 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="validate a QA file and show its train/test split")
     p.add_argument("--data", help="QA file (JSONL or JSON); default $FM5_DATA")
-    p.add_argument("--test_size", type=float, default=0.1, help="fraction (or count, if >= 1) held out")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--ids", action="store_true", help="also list the test ids")
+    p.add_argument("--test_size", type=float, default=DEFAULT_TEST_SIZE, help="fraction (or count, if >= 1) held out")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--eval_size", type=float, default=DEFAULT_EVAL_SIZE,
+                   help="part of the training rows training keeps for eval loss")
+    p.add_argument("--seen_fraction", type=float, default=DEFAULT_SEEN_FRACTION,
+                   help="part of the test split whose passages document training reads (the rest: unseen)")
+    p.add_argument("--ids", action="store_true", help="also list the test ids (all, seen, unseen)")
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser(
@@ -104,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
     p.add_argument("--data", help="QA file; default: the config's data, else $FM5_DATA")
     p.add_argument("--output_dir", help="where the adapter and checkpoints go")
+    p.add_argument("--document", help="JSONL with a `text` field added to the document stage's corpus (e.g. "
+                                      "../shared/fm5/fm5_chunks.jsonl); texts sharing a 13-word span with an unseen "
+                                      "test passage are dropped")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
     p.set_defaults(func=_cmd_train, takes_extra=True)

@@ -1,7 +1,15 @@
-"""The FM 5-0 QA set: reading, validating, stable ids and the one train/test split.
+"""The FM 5-0 QA set: reading, validating, stable ids, the one train/test split and its seen/unseen halves.
 
-This is the only module that knows the file format and the split rule; training and the lm-eval tasks both call
-it, so they can never disagree about which questions are held out.
+This is the only module that knows the file format and the split rules; training, the lm-eval tasks, the report and
+the gate all call it, so they can never disagree about which questions are held out, or whose passage training read.
+
+Groups of a QA file (``Split.groups``):
+- ``train``: the rows training learns from (question/answer pairs and passages); training carves its eval rows out
+  of them (``Split.eval_split``).
+- ``test``: held out, never a question/answer pair of any training input. Divided deterministically into
+  ``seen`` (the passage goes into the document corpus of document training) and ``unseen`` (the passage is withheld
+  from every training input, and so is any text sharing a long span with it: ``shares_long_span``). Style gains
+  lift both halves; knowledge of the document lifts only the seen one.
 
 A QA file is JSON Lines (one object per line) or a JSON array of objects. Each object needs the string fields
 ``passage``, ``question`` and ``answer`` (the original notebook's ``qa_pairs.jsonl`` shape); ``id`` is optional and
@@ -13,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +33,9 @@ NON_EMPTY_FIELDS = ("question", "answer")
 DATA_ENV = "FM5_DATA"
 DEFAULT_TEST_SIZE = 0.1
 DEFAULT_SEED = 42
+DEFAULT_SEEN_FRACTION = 0.5
+DEFAULT_EVAL_SIZE = 0.1
+SPAN_WORDS = 13  # "a long span": 13 consecutive words in common (GPT-3's decontamination n-gram)
 
 
 class DataError(Fm5Error):
@@ -130,10 +142,12 @@ def load_qa(path: str | os.PathLike) -> list[dict]:
 
 @dataclass(frozen=True)
 class Split:
-    """Which rows are held out. Depends only on the ids, the size and the seed: not on file order or process."""
+    """Which rows are held out, and which held-out passages training may read. Depends only on the ids, the sizes
+    and the seed: not on file order or process."""
 
     test_size: float = DEFAULT_TEST_SIZE
     seed: int = DEFAULT_SEED
+    seen_fraction: float = DEFAULT_SEEN_FRACTION
 
     def n_test(self, n_rows: int) -> int:
         if self.test_size >= 1:
@@ -144,8 +158,8 @@ class Split:
             raise ValueError(f"test_size must be a fraction in (0, 1) or a row count >= 1, got {self.test_size}")
         return min(max(n, 1), n_rows - 1) if n_rows > 1 else 0
 
-    def _rank(self, row_id: str) -> str:
-        return hashlib.sha256(f"fm5-split:{self.seed}:{row_id}".encode()).hexdigest()
+    def _rank(self, row_id: str, salt: str = "fm5-split") -> str:
+        return hashlib.sha256(f"{salt}:{self.seed}:{row_id}".encode()).hexdigest()
 
     def test_ids(self, rows: list[dict]) -> set[str]:
         ranked = sorted((r["id"] for r in rows), key=self._rank)
@@ -156,8 +170,140 @@ class Split:
         test = self.test_ids(rows)
         return [r for r in rows if r["id"] not in test], [r for r in rows if r["id"] in test]
 
+    def seen_ids(self, rows: list[dict]) -> set[str]:
+        """The test ids whose passages document training reads: the first round(seen_fraction x n_test) test ids
+        by ``sha256("fm5-seen:SEED:ID")``."""
+        if not 0 <= self.seen_fraction <= 1:
+            raise ValueError(f"seen_fraction must be in [0, 1], got {self.seen_fraction}")
+        test = sorted(self.test_ids(rows), key=lambda i: self._rank(i, "fm5-seen"))
+        return set(test[: round(self.seen_fraction * len(test))])
+
+    def groups(self, rows: list[dict]) -> dict[str, list[dict]]:
+        """``train``, ``test``, ``seen`` and ``unseen`` rows (``seen`` + ``unseen`` = ``test``), each in file order."""
+        train, test = self.apply(rows)
+        seen = self.seen_ids(rows)
+        return {"train": train, "test": test, "seen": [r for r in test if r["id"] in seen],
+                "unseen": [r for r in test if r["id"] not in seen]}
+
+    def group_of(self, rows: list[dict]) -> dict[str, str]:
+        """id -> "train", "seen" or "unseen"."""
+        g = self.groups(rows)
+        return {r["id"]: name for name in ("train", "seen", "unseen") for r in g[name]}
+
+    def eval_split(self, train: list[dict], eval_size: float = DEFAULT_EVAL_SIZE) -> tuple[list[dict], list[dict]]:
+        """(train, eval): training's eval rows (eval loss, early stopping), carved out of the train side with the
+        same rule and seed + 1; none when eval_size is 0."""
+        if not eval_size:
+            return train, []
+        return Split(eval_size, self.seed + 1).apply(train)
+
     def as_dict(self) -> dict:
-        return {"test_size": self.test_size, "seed": self.seed, "rule": "sha256(fm5-split:SEED:ID) ascending"}
+        return {"test_size": self.test_size, "seed": self.seed, "rule": "sha256(fm5-split:SEED:ID) ascending",
+                "seen_fraction": self.seen_fraction, "seen_rule": "test ids by sha256(fm5-seen:SEED:ID) ascending"}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def span_keys(text: str, n: int = SPAN_WORDS) -> set[tuple[str, ...]]:
+    """The text's n-word spans (lower-cased words); a text shorter than n words is one span of all its words."""
+    w = _words(text)
+    if len(w) <= n:
+        return {tuple(w)} if w else set()
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def shares_long_span(text: str, withheld: set[tuple[str, ...]], n: int = SPAN_WORDS) -> bool:
+    """Whether ``text`` holds a span of ``withheld`` (``span_keys`` of the withheld passages): 13 consecutive words
+    in common, or all the words of a withheld passage shorter than that, in order."""
+    w = _words(text)
+    lengths = {len(k) for k in withheld}
+    return any(tuple(w[i : i + m]) in withheld for m in lengths for i in range(len(w) - m + 1))
+
+
+def load_documents(path: str | os.PathLike) -> list[str]:
+    """A document file for document training: JSONL (or a JSON array) of objects with a string ``text`` field (e.g.
+    ``fm5_chunks.jsonl``: the whole manual by page chunk). Blank texts are skipped."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(path, err.strerror or str(err)) from None
+    texts = []
+    for lineno, rec in _parse(path, raw):
+        if not isinstance(rec, dict):
+            raise DataError(path, f"expected a JSON object, got {type(rec).__name__}", line=lineno)
+        if "text" not in rec:
+            raise DataError(path, "missing", line=lineno, field="text")
+        if not isinstance(rec["text"], str):
+            raise DataError(path, f"must be a string, got {type(rec['text']).__name__}", line=lineno, field="text")
+        if rec["text"].strip():
+            texts.append(rec["text"].strip())
+    if not texts:
+        raise DataError(path, "the file holds no text")
+    return texts
+
+
+@dataclass
+class Corpus:
+    """The document corpus of document training and what was kept out of it."""
+
+    texts: list[str]
+    passages: int  # distinct passages of the QA file kept
+    passages_withheld: int  # distinct passages dropped: unseen ones, or sharing a long span with one
+    document_texts: int  # texts of --document kept (not already among the passages)
+    document_dropped: int  # texts of --document dropped for sharing a long span with an unseen passage
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256("\x00".join(self.texts).encode()).hexdigest()
+
+    def as_dict(self) -> dict:
+        return {"texts": len(self.texts), "sha256": self.sha256, "passages": self.passages,
+                "passages_withheld": self.passages_withheld, "document_texts": self.document_texts,
+                "document_dropped_long_span": self.document_dropped, "span_words": SPAN_WORDS}
+
+
+def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] = (),
+                    use_passages: bool = True) -> Corpus:
+    """The texts document training reads: the distinct passages of the QA file (``use_passages``) and the
+    ``documents`` texts, minus every text that shares a long span (``shares_long_span``) with an unseen passage,
+    in file order, each once."""
+    withheld = set().union(*(span_keys(r["passage"]) for r in unseen)) if unseen else set()
+    texts, seen_texts = [], set()
+    kept_passages = dropped_passages = kept_docs = dropped_docs = 0
+    if use_passages:
+        for passage in dict.fromkeys(r["passage"].strip() for r in rows if r["passage"].strip()):
+            if withheld and shares_long_span(passage, withheld):
+                dropped_passages += 1
+                continue
+            texts.append(passage)
+            seen_texts.add(passage)
+            kept_passages += 1
+    for text in dict.fromkeys(t.strip() for t in documents):
+        if text in seen_texts:
+            continue
+        if withheld and shares_long_span(text, withheld):
+            dropped_docs += 1
+            continue
+        texts.append(text)
+        kept_docs += 1
+    return Corpus(texts, kept_passages, dropped_passages, kept_docs, dropped_docs)
+
+
+def test_doc(row: dict, unseen: set[str]) -> dict:
+    """A held-out row as the tasks log it: id, passage, question, answer and its ``group`` (seen / unseen)."""
+    return {"id": row["id"], "passage": row["passage"], "question": row["question"], "answer": row["answer"],
+            "group": "unseen" if row["id"] in unseen else "seen"}
+
+
+def load_test_docs(path: str | os.PathLike | None = None, test_size: float = DEFAULT_TEST_SIZE,
+                   seed: int = DEFAULT_SEED, seen_fraction: float = DEFAULT_SEEN_FRACTION) -> list[dict]:
+    """The test split of ``path`` (or ``$FM5_DATA``) as task documents (``test_doc``), in file order."""
+    groups = Split(test_size, seed, seen_fraction).groups(load_qa(resolve_data_path(path)))
+    unseen = {r["id"] for r in groups["unseen"]}
+    return [test_doc(r, unseen) for r in groups["test"]]
 
 
 def load_split(

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
@@ -25,9 +26,13 @@ metric's bad direction: worsening = baseline - candidate (higher-is-better metri
 corpus metrics such as perplexity are recomputed on every resample) gives a 95 % interval [lo, hi] of the
 worsening. The tolerance is absolute, or relative to the baseline value (gate.yaml). A metric FAILS when
 worsening > tolerance AND lo > tolerance, i.e. the whole interval lies beyond "no worse than tolerance";
-otherwise it passes. Exit 0: every metric passes; 1: at least one fails; 2: unusable input (missing task,
-metric or samples, different question sets without --allow-subset, a --limit run unless allowed, different
-task versions or BERTScore backbones, unreadable files)."""
+otherwise it passes. Optional knowledge rule (gate.yaml `knowledge`): the same test on the difference-in-differences
+(candidate - baseline) on seen questions minus (candidate - baseline) on unseen questions (the seen/unseen control
+group of document training), i.e. the candidate's knowledge effect must not fall below the baseline's by more
+than the tolerance; resampling within each group. Exit 0: every metric passes; 1: at least one fails; 2: unusable
+input (missing task, metric or samples, different question sets without --allow-subset, a --limit run unless
+allowed, different task versions or BERTScore backbones, no seen/unseen record for the knowledge rule,
+unreadable files)."""
 
 DEFAULT_CONFIG = {
     "tasks": ["fm5_qa_open", "fm5_qa_closed"],  # add fm5_qa_mc_open / _closed to gate the probe (gate_mc.yaml)
@@ -48,6 +53,9 @@ DEFAULT_CONFIG = {
         "margin": {"absolute": 0.1},
     },
     "task_tolerance": {},  # e.g. {fm5_qa_closed: {f1: {absolute: 0.03}}}
+    # off by default; e.g. {task: fm5_qa_mc_closed, metric: margin, tolerance: {absolute: 0.1}}: the candidate's
+    # knowledge effect (seen minus unseen gap) must not fall below the baseline's by more than the tolerance
+    "knowledge": None,
 }
 
 
@@ -79,8 +87,11 @@ def load_config(path: str | None) -> dict:
         user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:
         raise UsageError(f"{path}: unreadable gate config ({str(err).splitlines()[0]})") from None
+    if not isinstance(user, dict):
+        raise UsageError(f"{path}: a gate config is a mapping of settings (see examples/gate.yaml), not "
+                         f"{type(user).__name__}")
     unknown = set(user) - set(config)
-    if not isinstance(user, dict) or unknown:
+    if unknown:
         raise UsageError(f"{path}: unknown gate config keys {sorted(unknown)}; known: {sorted(config)}")
     for key, value in user.items():
         if key in ("tolerance", "task_tolerance"):
@@ -92,6 +103,14 @@ def load_config(path: str | None) -> dict:
             raise UsageError(f"{path}: unknown metric {metric!r}; known: {list(R.METRICS)}")
     if int(config["resamples"]) < 10_000:
         raise UsageError(f"{path}: resamples must be at least 10000")
+    rule = config["knowledge"]
+    if rule is not None:
+        if not isinstance(rule, dict) or set(rule) - {"task", "metric", "tolerance"} or "metric" not in rule:
+            raise UsageError(f"{path}: knowledge must be {{task: T, metric: M, tolerance: {{absolute: X}}}}")
+        rule.setdefault("task", K.PRIMARY[0])
+        rule.setdefault("tolerance", {"absolute": 0})
+        if rule["metric"] not in R.METRICS:
+            raise UsageError(f"{path}: knowledge: unknown metric {rule['metric']!r}; known: {list(R.METRICS)}")
     return config
 
 
@@ -177,7 +196,42 @@ def evaluate(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: boo
             note = "" if cmp.mde <= tol else f"n={cmp.n} too small to detect a change of {tol:.4g} (MDE {cmp.mde:.4g})"
             rows.append(Row(task, metric, higher, cmp.base, cmp.candidate, cmp.delta, cmp.low, cmp.high, worsening,
                             tol, cmp.mde, cmp.n, "fail" if failed else "pass", note))
+    if config["knowledge"]:
+        rows.append(_knowledge_row(base, cand, config))
     return rows, notes
+
+
+def _knowledge_row(base: R.ModelRun, cand: R.ModelRun, config: dict) -> Row:
+    """The knowledge rule: baseline and candidate are each "seen - unseen" gaps; delta is the diff-in-diff."""
+    rule = config["knowledge"]
+    task, metric = rule["task"], rule["metric"]
+    for run in (base, cand):
+        tr = run.tasks.get(task)
+        if tr is None or metric not in tr.aggregate:
+            raise UsageError(f"{run.path}: knowledge rule: task {task} with metric {metric} missing")
+        if not tr.has_groups:
+            raise UsageError(f"{run.path}: knowledge rule: {task} has no seen/unseen record (a run from before the "
+                             f"control group?)")
+    tb, tc = base.tasks[task], cand.tasks[task]
+    group = {q.id: q.group for q in tb.questions}
+    b, c = dict(zip(tb.ids, R.per_question(tb, metric))), dict(zip(tc.ids, R.per_question(tc, metric)))
+    ids = {g: sorted(i for i in set(b) & set(c) if group[i] == g) for g in ("seen", "unseen")}
+    if not ids["seen"] or not ids["unseen"]:
+        raise UsageError(f"{task}: knowledge rule needs seen and unseen questions in both runs")
+    est = K.diff_in_diff(metric, [b[i] for i in ids["seen"]], [c[i] for i in ids["seen"]],
+                         [b[i] for i in ids["unseen"]], [c[i] for i in ids["unseen"]],
+                         int(config["resamples"]), int(config["seed"]))
+    gap = lambda values, g: R.corpus_value(metric, [values[i] for i in ids[g]])  # noqa: E731
+    higher = R.METRICS[metric].higher_is_better
+    sign = 1.0 if higher else -1.0
+    worsening, worse_low = -sign * est.value, min(-sign * est.low, -sign * est.high)
+    tol = _tolerance({"task_tolerance": {}, "tolerance": {metric: rule["tolerance"]}}, task, metric,
+                     gap(b, "seen") - gap(b, "unseen"), "gate config knowledge")
+    failed = worsening > tol and worse_low > tol
+    return Row(task, f"{metric} seen-unseen (knowledge)", higher, gap(b, "seen") - gap(b, "unseen"),
+               gap(c, "seen") - gap(c, "unseen"), est.value, est.low, est.high, worsening, tol, float("nan"),
+               est.n_seen + est.n_unseen, "fail" if failed else "pass",
+               f"diff-in-diff over {est.n_seen} seen / {est.n_unseen} unseen questions")
 
 
 # ------------------------------------------------------------------------------------------------------ outputs

@@ -8,9 +8,12 @@ The rule, deterministic for a given file and settings (no process, order or mach
 rounding at the 4th decimal of a cosine):
 1. Every answer (``prompts.completion_text``) is embedded with a sentence embedding (the packaged all-MiniLM-L6-v2
    by default: mean pooling, L2-normalised).
-2. Candidates for a question are the other rows' answers minus near-duplicates of the gold: the same SQuAD-normalised
-   text, or cosine similarity >= ``MAX_COSINE`` (0.95: paraphrases of the gold would be correct answers too).
-   A candidate whose normalised text equals an already chosen distractor is skipped.
+2. Candidates for a question are the other rows' answers *with the same training exposure* (the seen/unseen split,
+   ``data.Split.groups``): an unseen question's candidates are the other unseen questions' answers; every other
+   question's are the rows outside the unseen group. (With options from the whole file, training on the seen
+   passages made unseen distractors familiar and lowered unseen scores by exposure alone.) Near-duplicates of the
+   gold are dropped: the same SQuAD-normalised text, or cosine similarity >= ``MAX_COSINE`` (0.95: paraphrases of
+   the gold would be correct answers too). A candidate whose normalised text equals a chosen distractor is skipped.
 3. The K most similar candidates to the gold are its distractors (hard negatives), by cosine rounded to 4 decimals,
    ties broken by ``sha256("fm5-mc:SEED:ID")`` of the candidate's row.
 4. The gold goes to position ``int(sha256("fm5-mc:SEED:ID")) mod (K + 1)`` of the question; the distractors fill the
@@ -80,9 +83,9 @@ def _embeddings(texts: tuple[str, ...], model_path: str):
 
 
 def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, seed: int = data.DEFAULT_SEED,
-                where: str | os.PathLike = "<qa file>") -> dict[str, Item]:
+                where: str | os.PathLike = "<qa file>", unseen: set[str] = frozenset()) -> dict[str, Item]:
     """Options for each of ``questions`` (rows of ``rows``), with ``embeddings[i]`` the unit vector of
-    ``rows[i]``'s answer."""
+    ``rows[i]``'s answer; ``unseen``: the ids of the unseen group (their options come from that group only)."""
     import numpy as np
 
     k = distractor_count(k)
@@ -98,7 +101,9 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
     for q in questions:
         g = index[q["id"]]
         cos = np.round(emb @ emb[g], 4)
-        order = sorted((i for i in range(len(rows)) if i != g), key=lambda i: (-cos[i], tie[i]))
+        group = q["id"] in unseen
+        order = sorted((i for i in range(len(rows)) if i != g and (rows[i]["id"] in unseen) == group),
+                       key=lambda i: (-cos[i], tie[i]))
         chosen, texts = [], {normalized[g]}
         for i in order:
             if cos[i] >= MAX_COSINE or normalized[i] in texts:
@@ -108,8 +113,12 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
             if len(chosen) == k:
                 break
         if len(chosen) < k:
-            raise data.DataError(where, f"question {q['id']!r}: only {len(chosen)} other answer(s) differ from its "
-                                        f"gold answer; the probe needs fm5_mc_distractors = {k}")
+            pool = "unseen group" if group else "rows outside the unseen group"
+            hint = (f" (the unseen group has {sum(r['id'] in unseen for r in rows)} questions: use a larger file, "
+                    f"a smaller fm5_mc_distractors or fm5_seen_fraction 1)") if group else ""
+            raise data.DataError(where, f"question {q['id']!r}: only {len(chosen)} other answer(s) of the {pool} "
+                                        f"differ from its gold answer; the probe needs fm5_mc_distractors = {k}"
+                                        + hint)
         position = _hash(seed, q["id"]) % (k + 1)
         choices = [answers[i] for i in chosen]
         choices.insert(position, answers[g])
@@ -118,15 +127,17 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
 
 
 def load_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = data.DEFAULT_SEED,
-              k=DEFAULT_DISTRACTORS, embedding: str | None = None) -> list[dict]:
-    """The test split of ``path`` (or $FM5_DATA) as probe documents: ``{id, passage, question, answer, choices,
-    gold}``, in file order."""
+              k=DEFAULT_DISTRACTORS, embedding: str | None = None,
+              seen_fraction: float = data.DEFAULT_SEEN_FRACTION) -> list[dict]:
+    """The test split of ``path`` (or $FM5_DATA) as probe documents: ``{id, passage, question, answer, group,
+    choices, gold}``, in file order."""
     k = distractor_count(k)
     resolved = data.resolve_data_path(path)
     rows = data.load_qa(resolved)
-    _, test = data.Split(test_size, seed).apply(rows)
+    groups = data.Split(test_size, seed, seen_fraction).groups(rows)
+    unseen = {r["id"] for r in groups["unseen"]}
     model = models.probe_embedding_model(embedding)
     vectors = _embeddings(tuple(prompts.completion_text(r) for r in rows), model["model"])
-    items = build_items(rows, test, k, vectors, seed, resolved)
-    return [{"id": r["id"], "passage": r["passage"], "question": r["question"], "answer": r["answer"],
-             "choices": list(items[r["id"]].choices), "gold": items[r["id"]].gold} for r in test]
+    items = build_items(rows, groups["test"], k, vectors, seed, resolved, unseen)
+    return [{**data.test_doc(r, unseen), "choices": list(items[r["id"]].choices), "gold": items[r["id"]].gold}
+            for r in groups["test"]]

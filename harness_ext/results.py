@@ -32,6 +32,7 @@ class Question:
     prediction: str  # QA: the generated answer; MC: the option the model ranked first (lm-eval's `acc` choice)
     values: dict  # metric -> the logged per-question value (perplexity: (NLL, tokens))
     bertscore: tuple[float, float, float] | None = None  # filled by `score_bertscore`
+    group: str | None = None  # "seen" / "unseen" (data.Split.groups), as the task logged it; None in older runs
     choices: list[str] | None = None  # MC only
     gold: int | None = None
     picked: int | None = None
@@ -72,6 +73,11 @@ class TaskRun:
         return self.n_effective < self.n_original
 
     @property
+    def has_groups(self) -> bool:
+        """Every question carries its seen/unseen group (runs from task version 1.1 / probe 1.0 on)."""
+        return bool(self.questions) and all(q.group for q in self.questions)
+
+    @property
     def metrics(self) -> list[str]:
         """The registry metrics this task reported, in registry order."""
         return [m for m in metrics.family_metrics(self.family) if m in self.aggregate]
@@ -102,11 +108,26 @@ def _read_json(path: Path) -> dict:
         raise ResultsError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
 
 
+def parse_model_args(text: str) -> dict:
+    """`--model_args` as lm-eval records it: a JSON object or `k=v,k=v` (lm-eval's own parser)."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    from lm_eval.utils import simple_parse_args_string
+
+    return simple_parse_args_string(text)
+
+
 def model_label(model_args: dict, fallback: str) -> str:
     peft = model_args.get("peft")
     if peft:
         p = Path(str(peft))
-        return f"{p.parent.name}/{p.name}" if p.name.startswith("checkpoint-") else p.name
+        return f"{p.parent.name}/{p.name}" if p.name.startswith("checkpoint-") or p.name == "document" else p.name
     if model_args.get("gguf_file"):
         return Path(str(model_args["gguf_file"])).stem
     pretrained = model_args.get("pretrained")
@@ -120,7 +141,9 @@ def _float(x) -> float:
 def _question(sample: dict, family: str, where: str) -> Question:
     try:
         doc = sample["doc"]
-        common = {"id": str(doc["id"]), "question": doc["question"], "answer": doc["answer"]}
+        group = doc.get("group")
+        common = {"id": str(doc["id"]), "question": doc["question"], "answer": doc["answer"],
+                  "group": group if group in ("seen", "unseen") else None}
         if family == "mc":
             choices, gold = [str(c) for c in doc["choices"]], int(doc["gold"])
             lls = [float(_float(r)) for r in sample["filtered_resps"][: len(choices)]]
@@ -174,7 +197,7 @@ def load_run(folder: str | Path) -> ModelRun:
         config, configs = res.get("config", {}), res["configs"]
         model_args = config.get("model_args") or {}
         if isinstance(model_args, str):
-            model_args = dict(kv.split("=", 1) for kv in model_args.split(",") if "=" in kv)
+            model_args = parse_model_args(model_args)
         run = ModelRun(
             label=model_label(model_args, folder.name), path=folder, model_args=model_args,
             limit=config.get("limit"), lm_eval_version=str(res.get("lm_eval_version", "?")),
@@ -265,12 +288,19 @@ def corpus_value(metric: str, values: list) -> float:
     return metrics.corpus_perplexity(values) if METRICS[metric].kind == "perplexity" else metrics.mean(values)
 
 
-def training_ids(run: ModelRun) -> set[str] | None:
-    """Train ids of the adapter this run evaluated (from fm5_run.json next to it or its parent run)."""
+def training_run(run: ModelRun) -> dict | None:
+    """fm5_run.json of the adapter this run evaluated: next to it, or in the training output_dir above a checkpoint
+    or the document stage's adapter."""
     if not run.adapter:
         return None
     adapter = Path(str(run.adapter))
     for candidate in (adapter / "fm5_run.json", adapter.parent / "fm5_run.json"):
         if candidate.is_file():
-            return set(_read_json(candidate).get("split", {}).get("train_ids", []))
+            return _read_json(candidate)
     return None
+
+
+def training_ids(run: ModelRun) -> set[str] | None:
+    """Train ids of the adapter this run evaluated (from its fm5_run.json)."""
+    record = training_run(run)
+    return None if record is None else set(record.get("split", {}).get("train_ids", []))

@@ -29,13 +29,13 @@ class Comparison:
         return self.low > 0 or self.high < 0
 
 
-def _columns(kind: str, values: list) -> np.ndarray:
+def columns(kind: str, values: list) -> np.ndarray:
     if kind == "perplexity":
         return np.asarray(values, dtype=float).reshape(-1, 2)
     return np.asarray(values, dtype=float).reshape(-1, 1)
 
 
-def _statistic(kind: str, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def statistic(kind: str, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Corpus value for each row of resample weights (counts of each question in the resample)."""
     sums = weights @ cols
     if kind == "perplexity":
@@ -57,11 +57,11 @@ def paired_bootstrap(kind: str, base: list, candidate: list, n_resamples: int = 
     """Compare two runs over the same questions (same order). ``kind`` is "mean" or "perplexity"."""
     if len(base) != len(candidate) or not base:
         raise ValueError(f"paired bootstrap needs two equal, non-empty lists ({len(base)} vs {len(candidate)})")
-    b, c = _columns(kind, base), _columns(kind, candidate)
+    b, c = columns(kind, base), columns(kind, candidate)
     ones = np.ones((1, len(base)))
-    point_b, point_c = float(_statistic(kind, ones, b)[0]), float(_statistic(kind, ones, c)[0])
+    point_b, point_c = float(statistic(kind, ones, b)[0]), float(statistic(kind, ones, c)[0])
     weights = resample_weights(len(base), n_resamples, seed)
-    deltas = _statistic(kind, weights, c) - _statistic(kind, weights, b)
+    deltas = statistic(kind, weights, c) - statistic(kind, weights, b)
     low, high = np.percentile(deltas, [2.5, 97.5])
     return Comparison(
         base=point_b, candidate=point_c, delta=point_c - point_b, low=float(low), high=float(high),

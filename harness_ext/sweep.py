@@ -37,22 +37,22 @@ class Target:
 
 def parse_model_args(text: str) -> dict:
     """`pretrained=X,gguf_file=Y` or a JSON object, as `lm_eval --model_args` takes them."""
-    text = text.strip()
-    if text.startswith("{"):
+    from harness_ext.results import parse_model_args as parse
+
+    if text.strip().startswith("{"):
         try:
-            return json.loads(text)
+            json.loads(text)
         except json.JSONDecodeError as err:
             raise UsageError(f"--model_args: invalid JSON ({err.msg})") from None
-    from lm_eval.utils import simple_parse_args_string
-
-    args = simple_parse_args_string(text)
+    args = parse(text)
     if "pretrained" not in args:
         raise UsageError("--model_args needs pretrained=MODEL")
     return args
 
 
 def expand_adapters(paths: list[str]) -> list[Target]:
-    """Each PATH is an adapter folder, or a training output_dir: its checkpoint-* (by step) and final adapter."""
+    """Each PATH is an adapter folder, or a training output_dir: its document-stage adapter (document/), its
+    checkpoint-* (by step) and its final adapter."""
     targets = []
     for raw in paths:
         path = Path(raw)
@@ -60,6 +60,8 @@ def expand_adapters(paths: list[str]) -> list[Target]:
             raise models.ModelError(f"{path}: adapter or checkpoint folder not found")
         checkpoints = sorted((p for p in path.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                              key=lambda p: int(p.name.split("-")[-1]))
+        if (path / "document" / "adapter_config.json").is_file():  # the document stage's adapter, before QA
+            targets.append(Target(f"{path.name}/document", models.check_adapter_dir(path / "document")))
         for ckpt in checkpoints:
             targets.append(Target(f"{path.name}/{ckpt.name}", models.check_adapter_dir(ckpt)))
         if (path / "adapter_config.json").is_file() or not checkpoints:
@@ -109,8 +111,9 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager, get_task_dict
+
+    from harness_ext.lm import PrefixSharingHFLM
 
     # one task index for all models: building it scans every lm-eval task folder (~8 s); lm-eval's own tasks are
     # only indexed when a requested task is not ours. Loading the tasks once here checks the data, the split and
@@ -148,8 +151,9 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
                 raise models.ModelError(f"{t.adapter}: does not fit base {pretrained} ({reason[:300]})") from None
         peft_model.eval()
 
-    lm = HFLM(pretrained=peft_model, tokenizer=tokenizer, batch_size=opts.batch_size, device=device,
-              chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
+    # lm-eval's HF backend, scoring requests that share a prompt from one pass over it (harness_ext.lm)
+    lm = PrefixSharingHFLM(pretrained=peft_model, tokenizer=tokenizer, batch_size=opts.batch_size, device=device,
+                           chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
     out_root = Path(output_path)
     written, seen = [], {}
     for n, t in enumerate(targets, start=1):

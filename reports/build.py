@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness_ext import ALL_TASKS
+from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
@@ -71,6 +72,44 @@ class KnowledgeRow:
     gain: Cell
     interval: str
     open_model: str
+
+
+@dataclass
+class Verdict:
+    model: str
+    sentence: str
+    css: str  # "up" learned, "down" worse, "ns" no evidence
+
+
+@dataclass
+class DidRow:
+    model: str
+    task: str
+    metric: str
+    direction: str
+    seen_gain: str  # model - base on seen questions
+    unseen_gain: str
+    did: Cell
+    interval: str
+
+
+@dataclass
+class ClosureRow:
+    model: str
+    metric: str
+    value: Cell
+    interval: str
+    n: str
+
+
+@dataclass
+class TransitionRow:
+    model: str
+    group: str
+    learned: str
+    forgotten: str
+    still_known: str
+    still_unknown: str
 
 
 @dataclass
@@ -146,6 +185,11 @@ class Report:
     notes: list[str]
     summary: list[SummaryTable]
     knowledge: list[KnowledgeRow]
+    verdicts: list[Verdict]
+    did: list[DidRow]
+    closure: list[ClosureRow]
+    transitions: list[TransitionRow]
+    knowledge_notes: list[str]
     charts: list[Chart]
     question_models: list[str]
     questions: list[QuestionRow]
@@ -291,6 +335,91 @@ def knowledge_rows(base: R.ModelRun, others: list[R.ModelRun]) -> list[Knowledge
     return rows
 
 
+def _group_values(tb: R.TaskRun, to: R.TaskRun, metric: str) -> dict[str, tuple[list, list]] | None:
+    """{"seen": (base values, model values), "unseen": (...)} over the questions both answered, or None when a run
+    has no seen/unseen record."""
+    if not (tb.has_groups and to.has_groups):
+        return None
+    b = {q.id: (q.group, v) for q, v in zip(tb.questions, R.per_question(tb, metric))}
+    o = dict(zip(to.ids, R.per_question(to, metric)))
+    out = {"seen": ([], []), "unseen": ([], [])}
+    for qid in sorted(set(b) & set(o)):
+        group, value = b[qid]
+        out[group][0].append(value)
+        out[group][1].append(o[qid])
+    return out if out["seen"][0] and out["unseen"][0] else None
+
+
+def _fmt_est(metric: str, value: float) -> str:
+    return "n/a" if value != value else fmt_delta(metric, value)
+
+
+def knowledge_view(base: R.ModelRun, others: list[R.ModelRun]):
+    """The verdict per model, the diff-in-diff table, the gap closure and the probe's transitions."""
+    verdicts, did_rows, closure_rows, transition_rows, notes = [], [], [], [], []
+    missing = sorted({f"{r.label}/{t}" for r in [base, *others] for t, tr in r.tasks.items()
+                      if tr.questions and not tr.has_groups})
+    if missing:
+        notes.append("No seen/unseen record in " + ", ".join(missing) + " (a run from before the control group, "
+                     "or without samples): no diff-in-diff for those.")
+    for run in others:
+        primary = None
+        for task, metric in K.DID_METRICS:
+            tb, to = base.tasks.get(task), run.tasks.get(task)
+            if not (tb and to and metric in tb.aggregate):
+                continue
+            groups = _group_values(tb, to, metric)
+            if groups is None:
+                continue
+            (bs, ms), (bu, mu) = groups["seen"], groups["unseen"]
+            est = K.diff_in_diff(metric, bs, ms, bu, mu)
+            seen_gain = R.corpus_value(metric, ms) - R.corpus_value(metric, bs)
+            unseen_gain = R.corpus_value(metric, mu) - R.corpus_value(metric, bu)
+            better = R.METRICS[metric].higher_is_better
+            good = est.direction * (1 if better else -1)
+            css = "up" if good > 0 else "down" if good < 0 else "ns"
+            did_rows.append(DidRow(run.label, task, metric, "↑" if better else "↓", _fmt_est(metric, seen_gain),
+                                   _fmt_est(metric, unseen_gain),
+                                   Cell(_fmt_est(metric, est.value), css, "95 % interval excludes zero" if css != "ns"
+                                        else "95 % interval includes zero"),
+                                   f"[{_fmt_est(metric, est.low)}, {_fmt_est(metric, est.high)}]"))
+            if (task, metric) == K.PRIMARY:
+                primary = est
+        sentence = K.verdict(primary)
+        css = "ns" if primary is None else {1: "up", -1: "down", 0: "ns"}[primary.direction]
+        verdicts.append(Verdict(run.label, sentence, css))
+
+        cb, cm, ob = base.tasks.get("fm5_qa_mc_closed"), run.tasks.get("fm5_qa_mc_closed"), \
+            base.tasks.get("fm5_qa_mc_open")
+        if cb and cm and ob and cb.has_groups and cm.has_groups:
+            seen = sorted(set(q.id for q in cb.questions if q.group == "seen") & set(cm.ids) & set(ob.ids))
+            for metric in K.CLOSURE_METRICS:
+                if not seen:
+                    break
+                vals = [dict(zip(t.ids, R.per_question(t, metric))) for t in (cb, cm, ob)]
+                est = K.gap_closure(*([v[i] for i in seen] for v in vals))
+                css = {1: "up", -1: "down", 0: "ns"}[est.direction]
+                closure_rows.append(ClosureRow(run.label, metric, Cell("n/a" if est.value != est.value else
+                                                                       f"{est.value:+.2f}", css),
+                                               "n/a (the passage does not help the base)" if est.low != est.low else
+                                               f"[{est.low:+.2f}, {est.high:+.2f}]", str(len(seen))))
+            b_right = {q.id: (q.group, q.picked == q.gold) for q in cb.questions}
+            m_right = {q.id: q.picked == q.gold for q in cm.questions}
+            for group in ("seen", "unseen"):
+                ids = sorted(i for i, (g, _) in b_right.items() if g == group and i in m_right)
+                t = K.transitions([b_right[i][1] for i in ids], [m_right[i] for i in ids])
+                transition_rows.append(TransitionRow(run.label, group, *(str(t[k]) for k in
+                                                     ("learned", "forgotten", "still known", "still unknown"))))
+        record = R.training_run(run)
+        if record and cm and cm.has_groups:
+            trained_seen = set(record.get("split", {}).get("test_seen_ids", []))
+            logged_seen = {q.id for q in cm.questions if q.group == "seen"}
+            if trained_seen and not logged_seen <= trained_seen:
+                notes.append(f"{run.label}: its training run's seen questions differ from the evaluated seen group "
+                             f"(other split settings?); the diff-in-diff does not measure its document stage")
+    return verdicts, did_rows, closure_rows, transition_rows, notes
+
+
 def _scale(values: list[float], lo_px: float, hi_px: float):
     lo, hi = min(values), max(values)
     if hi - lo < 1e-12:
@@ -315,6 +444,12 @@ def _chart(title: str, y_label: str, lines: dict[str, list[tuple[float, float]]]
     x_ticks = [(f"{sx(x):.1f}", f"{x:g}") for x in sorted(set(xs))][:12]
     y_ticks = [(f"{sy(v):.1f}", f"{v:.3g}") for v in (y_lo, (y_lo + y_hi) / 2, y_hi)]
     return Chart(title, y_label, series, x_ticks, y_ticks, note)
+
+
+def _order(run: R.ModelRun) -> tuple[str, int]:
+    """A training run's models in training order: its document stage, its checkpoints by step, its final adapter."""
+    step = _step(run.label)
+    return run.label.split("/")[0], -1 if run.label.endswith("/document") else 1 << 60 if step is None else step
 
 
 def _step(label: str) -> int | None:
@@ -373,17 +508,18 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
                 if q is None:
                     answers.append(Answer("(not evaluated)", "", "", "", Cell("")))
                     continue
-                flip = Cell("")
-                if i > 0 and base_q is not None:
-                    was, now = base_q.f1 >= FLIP_THRESHOLD, q.f1 >= FLIP_THRESHOLD
-                    if now and not was:
-                        flip = Cell("wrong → right", "up")
-                    elif was and not now:
-                        flip = Cell("right → wrong", "down")
+                flip = _flip(base_q.f1 >= FLIP_THRESHOLD, q.f1 >= FLIP_THRESHOLD) if i and base_q else Cell("")
                 answers.append(Answer(q.prediction, f"{q.f1:.2f}", f"{q.bertscore[2]:.3f}" if q.bertscore else "",
                                       f"{q.nll / max(q.tokens, 1):.2f}", flip))
             rows.append(QuestionRow(task, qid, ref.question, ref.answer, answers, f"{task}:{qid}"))
     return rows
+
+
+def _flip(was: bool, now: bool) -> Cell:
+    """A question's change against the baseline: wrong -> right, right -> wrong, or nothing."""
+    if now != was:
+        return Cell("wrong → right", "up") if now else Cell("right → wrong", "down")
+    return Cell("")
 
 
 def _family(runs: list[R.ModelRun], task: str) -> str | None:
@@ -408,9 +544,7 @@ def choice_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) ->
                     picks.append(Pick("(not evaluated)", Cell(""), "", Cell("")))
                     continue
                 right = q.picked == q.gold
-                flip = Cell("")
-                if i > 0 and base_q is not None and (base_q.picked == base_q.gold) != right:
-                    flip = Cell("wrong → right", "up") if right else Cell("right → wrong", "down")
+                flip = _flip(base_q.picked == base_q.gold, right) if i and base_q else Cell("")
                 picks.append(Pick(f"{_letter(q.picked)}: {q.prediction}", Cell("✓", "up") if right else Cell("✗", "down"),
                                   f"{q.values['margin']:+.2f}", flip))
             rows.append(ChoiceRow(task, qid, ref.question, f"{_letter(ref.gold)}: {ref.choices[ref.gold]}", picks))
@@ -492,17 +626,18 @@ def build(paths: list[str], base_path: str | None = None) -> Report:
         base = wanted[0]
         if base not in runs:
             runs.insert(0, base)
-    others = sorted((r for r in runs if r is not base),
-                    key=lambda r: (r.label.split("/")[0], _step(r.label) if _step(r.label) is not None else 1 << 60))
+    others = sorted((r for r in runs if r is not base), key=_order)
     runs = [base, *others]
     tasks = _tasks(runs)
     warnings, notes = check_inputs(runs, trainings)
     has_samples = all(t.questions for r in runs for t in r.tasks.values())
+    verdicts, did_rows, closure_rows, transition_rows, knowledge_notes = knowledge_view(base, others)
     return Report(
         title="FM 5-0 fine-tuning report",
         generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
-        summary=summary_tables(base, others, tasks), knowledge=knowledge_rows(base, others),
+        summary=summary_tables(base, others, tasks), knowledge=knowledge_rows(base, others), verdicts=verdicts,
+        did=did_rows, closure=closure_rows, transitions=transition_rows, knowledge_notes=knowledge_notes,
         charts=charts(base, others, trainings), question_models=[r.label for r in [base, *others]],
         questions=question_rows(base, others, tasks), choices=choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
         flip_threshold=f"{FLIP_THRESHOLD:.2f}", has_samples=has_samples,
@@ -523,6 +658,7 @@ def render_html(report: Report) -> str:
 
 def render_markdown(report: Report) -> str:
     lines = [f"### {report.title}", "", f"Baseline: `{report.base}`.", ""]
+    lines += [f"- **{v.model}**: {v.sentence}" for v in report.verdicts] + ([""] if report.verdicts else [])
     lines += [f"> ⚠️ {w}" for w in report.warnings] + ([""] if report.warnings else [])
     for table in report.summary:
         lines += [f"**{table.task}** (n = {table.n})", "",

@@ -39,8 +39,9 @@ def shared_rows(shared_qa):
 
 @pytest.fixture(scope="session")
 def small_qa(tmp_path_factory, shared_rows) -> Path:
-    """40 real rows with short passages: a test split of 4 questions, quick to evaluate."""
-    rows = sorted(shared_rows, key=lambda r: len(r["passage"]))[:40]
+    """80 real rows with short passages: a test split of 8 questions (4 seen, 4 unseen: the fewest with which every
+    unseen question gets 3 distractors from its own group), quick to evaluate with --limit."""
+    rows = sorted(shared_rows, key=lambda r: len(r["passage"]))[:80]
     return write_jsonl(tmp_path_factory.mktemp("data") / "small_qa.jsonl", rows)
 
 
@@ -70,6 +71,17 @@ def smollm2(smollm2_gguf, fm5_cache):
     return model, tokenizer, folder
 
 
+def read_samples(folder: Path, task: str) -> list[dict]:
+    """The samples lm-eval logged for `task` in a model's output folder."""
+    (path,) = folder.glob(f"samples_{task}_*.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def read_results(folder: Path) -> dict:
+    (path,) = folder.glob("results_*.json")
+    return json.loads(path.read_text())
+
+
 def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int = 2,
                 tasks: str = "fm5_qa_open,fm5_qa_closed") -> Path:
     """Stock `lm_eval` as a user runs it; returns the model's output folder."""
@@ -89,7 +101,7 @@ def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int 
 
 @pytest.fixture(scope="session")
 def base_run(tmp_path_factory, small_qa, smollm2_gguf) -> Path:
-    """One real lm_eval run of the packaged SmolLM2 GGUF on both tasks (the 4 test questions of `small_qa`)."""
+    """One real lm_eval run of the packaged SmolLM2 GGUF on both tasks (the first 4 test questions of `small_qa`)."""
     pretrained, gguf = smollm2_gguf
     return run_lm_eval(
         tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
@@ -190,7 +202,7 @@ def write_fake_mc_task(folder: Path, res: dict, task: str, qs: list, version, n_
         with open(folder / f"samples_{task}_{stamp}.jsonl", "w") as fh:
             for i, (q, p) in enumerate(zip(qs, per_q)):
                 doc = {"id": q["id"], "passage": "", "question": q["question"], "answer": q["answer"],
-                       "choices": q["choices"], "gold": q["gold"]}
+                       "choices": q["choices"], "gold": q["gold"], **({"group": q["group"]} if "group" in q else {})}
                 resps = [[str(x), "False"] for x in (*q["lls"], 0.0, *q["unconditional"])]
                 fh.write(json.dumps({"doc_id": i, "doc": doc, "target": str(q["gold"]), "filtered_resps": resps,
                                      **p}) + "\n")

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -109,3 +110,73 @@ def test_split_keeps_one_row_for_training():
     assert Split(test_size=0.9).n_test(2) == 1
     with pytest.raises(ValueError):
         Split(test_size=0).n_test(10)
+
+
+# ------------------------------------------------------------------------------------ seen / unseen halves
+
+
+def test_seen_and_unseen_partition_the_test_split(shared_rows):
+    split = Split()
+    groups = split.groups(shared_rows)
+    seen, unseen = {r["id"] for r in groups["seen"]}, {r["id"] for r in groups["unseen"]}
+    assert seen.isdisjoint(unseen) and seen | unseen == split.test_ids(shared_rows)
+    assert len(seen) == len(unseen) == 25
+    assert split.groups(list(reversed(shared_rows)))["seen"] == list(reversed(groups["seen"]))  # order-free ids
+    assert {r["id"] for r in Split(seen_fraction=0.2).groups(shared_rows)["seen"]} < seen | unseen
+    assert len(Split(seen_fraction=0.2).seen_ids(shared_rows)) == 10
+    train, evaluation = split.eval_split(groups["train"])
+    assert len(evaluation) == 45 and {r["id"] for r in train}.isdisjoint(seen | unseen)
+    assert split.eval_split(groups["train"], 0) == (groups["train"], [])
+
+
+def test_fm5_data_prints_the_four_counts(shared_qa):
+    out = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(shared_qa), "--ids"],
+                         capture_output=True, text=True, check=True).stdout
+    summary = json.loads(out)
+    assert (summary["train"], summary["eval"], summary["test_seen"], summary["test_unseen"]) == (405, 45, 25, 25)
+    assert set(summary["test_seen_ids"]) | set(summary["test_unseen_ids"]) == set(summary["test_ids"])
+
+
+def test_bad_split_settings_are_one_line(shared_qa):
+    for args in (["--test_size", "0"], ["--seen_fraction", "1.5"]):
+        proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(shared_qa), *args],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_long_span_rule():
+    from harness_ext.data import shares_long_span, span_keys
+
+    passage = "The commander and staff use the military decision making process to plan an operation in detail."
+    withheld = span_keys(passage)
+    assert shares_long_span("Before that: " + passage.upper() + " After.", withheld)  # case and punctuation free
+    twelve = " ".join(passage.split()[:12])
+    assert not shares_long_span(twelve, withheld)  # 12 words in common are not a long span
+    short = span_keys("This page intentionally left blank.")
+    assert shares_long_span("Note. This page intentionally left blank. End", short)
+    assert not shares_long_span("This page left blank.", short)
+
+
+def test_document_corpus_keeps_out_everything_unseen(shared_rows, shared_qa, tmp_path):
+    from harness_ext.data import SPAN_WORDS, document_corpus, load_documents, span_keys
+
+    chunks = shared_qa.parent / "fm5_chunks.jsonl"
+    groups = Split().groups(shared_rows)
+    corpus = document_corpus(shared_rows, groups["unseen"], load_documents(chunks))
+    texts = corpus.texts
+    withheld = set().union(*(span_keys(r["passage"]) for r in groups["unseen"]))
+    # an independent check: no 13-word window of any kept text is a window of an unseen passage
+    for text in texts:
+        words = re.findall(r"\w+", text.lower())
+        windows = {tuple(words[i : i + SPAN_WORDS]) for i in range(max(len(words) - SPAN_WORDS + 1, 1))}
+        assert not windows & {k for k in withheld if len(k) == SPAN_WORDS}
+    assert not {r["passage"].strip() for r in groups["unseen"]} & set(texts)
+    assert {r["passage"].strip() for r in groups["seen"]} <= set(texts)  # the seen ones are read
+    for row in groups["test"]:  # no held-out question or answer in any text
+        assert not any(row["question"].strip() in t or row["answer"].strip() in t for t in texts)
+    assert corpus.document_dropped > 0 and corpus.passages_withheld >= 25 and len(set(texts)) == len(texts)
+    bad = tmp_path / "docs.jsonl"
+    bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
+    with pytest.raises(DataError, match=r"docs.jsonl:2: field 'text': missing"):
+        load_documents(bad)

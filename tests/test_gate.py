@@ -221,18 +221,22 @@ def test_example_gate_config_is_the_default():
 MC_TASKS = ("fm5_qa_mc_open", "fm5_qa_mc_closed")
 
 
-def _mc_questions(rows, seed=0, skill=1.0):
-    """Probe questions with 4 options; `skill` scales how far the gold option's log-likelihood stands out."""
+def _mc_questions(rows, seed=0, skill=1.0, knowledge=0.0, groups=True):
+    """Probe questions with 4 options; `skill` scales how far the gold option's log-likelihood stands out, and
+    `knowledge` adds to that on the seen questions only (every other question is seen)."""
     rng = random.Random(seed)
     out = []
-    for row in rows:
+    for n, row in enumerate(rows):
+        group = "seen" if n % 2 == 0 else "unseen"
         gold = rng.randrange(4)
         tokens = [rng.randint(20, 60) for _ in range(4)]
-        per_token = [-2.0 + rng.gauss(0, 0.3) + (skill * 0.6 if i == gold else 0.0) for i in range(4)]
+        lift = skill * 0.6 + (knowledge if group == "seen" else 0.0)
+        per_token = [-2.0 + rng.gauss(0, 0.3) + (lift if i == gold else 0.0) for i in range(4)]
         lls = [p * t for p, t in zip(per_token, tokens)]
         out.append({"id": row["id"], "question": row["question"], "answer": row["answer"], "gold": gold,
                     "choices": [row["answer"] if i == gold else f"distractor {i} of {row['id']}" for i in range(4)],
-                    "lls": lls, "tokens": tokens, "unconditional": [ll * 1.5 for ll in lls]})
+                    "lls": lls, "tokens": tokens, "unconditional": [ll * 1.5 for ll in lls],
+                    **({"group": group} if groups else {})})
     return out
 
 
@@ -255,11 +259,36 @@ def test_example_mc_config_gates_the_probe(tmp_path, rows, capsys):
     assert by[("fm5_qa_mc_closed", "margin")]["verdict"] == "fail"
     assert by[("fm5_qa_mc_closed", "margin")]["tolerance"] == 0.1
     assert by[("fm5_qa_mc_open", "acc")]["tolerance"] == 0.08  # task_tolerance of gate_mc.yaml
-    assert {m for t, m in by if t.startswith("fm5_qa_mc_")} == {"acc", "acc_norm", "acc_pmi", "margin"}
+    assert {m for t, m in by if t.startswith("fm5_qa_mc_")} == {"acc", "acc_norm", "acc_pmi", "margin",
+                                                                "margin seen-unseen (knowledge)"}
     assert {m for t, m in by if t == "fm5_qa_open"} == {"perplexity", "exact_match", "f1", "bertscore_precision",
                                                         "bertscore_recall", "bertscore_f1"}
     assert all(r["higher_is_better"] for r in out if r["task"].startswith("fm5_qa_mc_"))
     assert gate(base, _mc_run(tmp_path, "better", rows, skill=2.0), "--config", config) == 0
+
+
+def test_knowledge_rule(tmp_path, shared_rows, capsys):
+    """gate_mc.yaml's knowledge rule: the seen-minus-unseen gap in closed-book margin must not shrink."""
+    from conftest import REPO
+
+    config = str(REPO / "examples" / "gate_mc.yaml")
+    rows = shared_rows[:50]
+    learned = _mc_run(tmp_path, "learned", rows, knowledge=1.0)
+    same = _mc_run(tmp_path, "same", rows, seed=0, knowledge=1.0)
+    assert gate(learned, same, "--config", config, "--json", str(tmp_path / "k.json")) == 0
+    row = next(r for r in json.loads((tmp_path / "k.json").read_text())["rows"] if "knowledge" in r["metric"])
+    assert row["metric"] == "margin seen-unseen (knowledge)" and row["delta"] == pytest.approx(0, abs=1e-9)
+    assert row["baseline"] > 0.5 and row["verdict"] == "pass"
+    forgot = _mc_run(tmp_path, "forgot", rows, knowledge=0.0)  # the style stays, the knowledge is gone
+    assert gate(learned, forgot, "--config", config, "--json", str(tmp_path / "f.json")) == 1
+    rows_out = json.loads((tmp_path / "f.json").read_text())["rows"]
+    failed = {(r["task"], r["metric"]) for r in rows_out if r["verdict"] == "fail"}
+    assert ("fm5_qa_mc_closed", "margin seen-unseen (knowledge)") in failed
+    capsys.readouterr()
+    old = _mc_run(tmp_path, "old", rows, knowledge=1.0, groups=False)
+    _expect_2(capsys, learned, old, "no seen/unseen record", "--config", config)
+    default = gate(learned, forgot)  # the built-in config has no knowledge rule
+    assert "seen-unseen" not in capsys.readouterr().out and default in (0, 1)
 
 
 def test_probe_task_missing_from_a_qa_only_run(tmp_path, baseline, rows, capsys):
@@ -267,3 +296,19 @@ def test_probe_task_missing_from_a_qa_only_run(tmp_path, baseline, rows, capsys)
 
     base = _mc_run(tmp_path, "base", rows)
     _expect_2(capsys, base, baseline, "task fm5_qa_mc_open missing", "--config", str(REPO / "examples" / "gate_mc.yaml"))
+
+
+def test_a_gate_config_that_is_not_a_mapping(tmp_path, baseline, capsys):
+    for text in ("5\n", "[tolerance]\n", "just text\n"):
+        config = tmp_path / "g.yaml"
+        config.write_text(text)
+        _expect_2(capsys, baseline, baseline, "a gate config is a mapping", "--config", str(config))
+
+
+def test_model_args_recorded_as_json_or_key_value(tmp_path, rows):
+    from harness_ext.results import load_run
+
+    for i, args in enumerate(('{"pretrained": "m", "peft": "/x/my-lora", "chat_template_args": {"a": 1}}',
+                              "pretrained=m,peft=/x/my-lora,dtype=float32")):
+        run = load_run(write_fake_run(tmp_path / f"r{i}", {"fm5_qa_open": _questions(rows[:3])}, model_args=args))
+        assert run.label == "my-lora" and run.model_args["pretrained"] == "m"

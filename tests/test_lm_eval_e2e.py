@@ -1,15 +1,13 @@
 """Stock `lm_eval` on the packaged SmolLM2 GGUF (and a PEFT adapter over it), checked against an independent
 computation of every metric."""
 
-import json
-
 import pytest
 import torch
 
-from conftest import run_lm_eval
+from conftest import read_results, read_samples, run_lm_eval
 from harness_ext import metrics, prompts
-from harness_ext.models import bertscore_backbone
 from harness_ext.metrics import family_metrics
+from harness_ext.models import bertscore_backbone
 from harness_ext.results import load_run
 
 METRICS = family_metrics("qa")
@@ -17,14 +15,7 @@ METRICS = family_metrics("qa")
 TASKS = {"fm5_qa_open": "open", "fm5_qa_closed": "closed"}
 
 
-def _samples(folder, task):
-    (path,) = folder.glob(f"samples_{task}_*.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _results(folder):
-    (path,) = folder.glob("results_*.json")
-    return json.loads(path.read_text())
+_samples, _results = read_samples, read_results
 
 
 @torch.no_grad()
@@ -77,7 +68,7 @@ def test_results_reader_recomputes_the_aggregates(base_run):
     from harness_ext.results import corpus_value, per_question
 
     for tr in run.tasks.values():
-        assert len(tr.questions) == 4 and tr.n_original == 4
+        assert len(tr.questions) == 4 and tr.n_original == 8
         for metric in METRICS:
             assert corpus_value(metric, per_question(tr, metric)) == pytest.approx(tr.aggregate[metric], abs=1e-4)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_lm_eval, write_jsonl
+from conftest import REPO, read_results, read_samples, run_lm_eval, write_jsonl
 from harness_ext import data, metrics, models, probe, prompts
 from harness_ext.errors import UsageError
 from harness_ext.results import load_run, per_question
@@ -106,14 +106,7 @@ def test_mc_scores_by_hand():
 # ------------------------------------------------------------------------------------ stock lm_eval, recomputed
 
 
-def _samples(folder, task):
-    (path,) = folder.glob(f"samples_{task}_*.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _results(folder):
-    (path,) = folder.glob("results_*.json")
-    return json.loads(path.read_text())
+_samples, _results = read_samples, read_results
 
 
 @pytest.mark.parametrize("task", MC_TASKS)

@@ -220,3 +220,46 @@ def test_probe_tables_and_knowledge_rows(tmp_path, shared_rows):
     assert pick.text[0] in "ABCD" and pick.text[1] == ":" and pick.correct.text in ("✓", "✗")
     html = B.render_html(report)
     assert 'id="mc-questions"' in html and "fm5_qa_mc_closed" in html
+
+
+def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
+    from test_gate import _mc_questions
+
+    rows = shared_rows[:50]
+    base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.3),
+                                              "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)})
+    learned = write_fake_run(tmp_path / "learned", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.5, knowledge=1.5),
+                                                    "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)},
+                             model_args={"pretrained": "fake-model", "peft": str(tmp_path / "learned-lora")})
+    style = write_fake_run(tmp_path / "style", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.8),
+                                                "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)},
+                           model_args={"pretrained": "fake-model", "peft": str(tmp_path / "style-lora")})
+    report = B.build([str(base), str(learned), str(style)])
+    verdicts = {v.model: v for v in report.verdicts}
+    assert verdicts["learned-lora"].sentence.startswith("Learned the document (95 %): fm5_qa_mc_closed margin")
+    assert verdicts["learned-lora"].css == "up"
+    assert verdicts["style-lora"].sentence.startswith("No evidence")  # both groups gained alike
+    did = next(d for d in report.did if d.model == "learned-lora" and d.metric == "margin")
+    assert did.did.css == "up" and did.interval.startswith("[+")
+    assert {c.metric for c in report.closure} == {"margin", "acc"}
+    groups = [t.group for t in report.transitions if t.model == "learned-lora"]
+    t = next(t for t in report.transitions if t.model == "learned-lora" and t.group == "seen")
+    assert groups == ["seen", "unseen"] and sum(int(x) for x in (t.learned, t.forgotten, t.still_known,
+                                                               t.still_unknown)) == 25
+    html = B.render_html(report)
+    assert 'id="did"' in html and "Learned the document" in html
+    assert any(line.startswith("- **learned-lora**: Learned the document (95 %)")
+               for line in B.render_markdown(report).splitlines()[:8])
+
+
+def test_runs_without_the_control_group_get_a_note(tmp_path, shared_rows):
+    from test_gate import _mc_questions
+
+    rows = shared_rows[:20]
+    base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, groups=False)})
+    other = write_fake_run(tmp_path / "other", {"fm5_qa_mc_closed": _mc_questions(rows, skill=2.0, groups=False)},
+                           model_args={"pretrained": "fake-model", "peft": str(tmp_path / "x")})
+    report = B.build([str(base), str(other)])
+    assert not report.did and report.verdicts[0].sentence.startswith("No verdict")
+    assert any("No seen/unseen record" in n for n in report.knowledge_notes)
+    B.render_html(report)

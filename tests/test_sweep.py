@@ -43,7 +43,10 @@ def test_sweep_equals_separate_lm_eval_runs(tmp_path, small_qa, smollm2_gguf, ra
         theirs = _results(stock)
         for task in TASKS:
             for metric in family_metrics("mc" if "_mc_" in task else "qa"):
-                assert ours[task][f"{metric},none"] == pytest.approx(theirs[task][f"{metric},none"], abs=1e-6)
+                # fm5 eval scores requests sharing a prompt from one pass over it (harness_ext.lm): the same
+                # log-probabilities up to float rounding
+                assert ours[task][f"{metric},none"] == pytest.approx(theirs[task][f"{metric},none"], rel=1e-5,
+                                                                     abs=1e-6)
         # the same files as lm_eval writes, read the same way
         assert sorted(p.name.split("_20")[0] for p in (tmp_path / "sweep" / folder).iterdir()) == \
                sorted(p.name.split("_20")[0] for p in stock.iterdir())

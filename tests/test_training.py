@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -176,7 +177,48 @@ def test_outputs_and_provenance(trained, train_qa):
     train_ids, test_ids = set(run["split"]["train_ids"]), set(run["split"]["test_ids"])
     assert train_ids and test_ids and train_ids.isdisjoint(test_ids)
     assert test_ids == Split(0.1, 42).test_ids(load_qa(train_qa))  # the tasks' split
-    assert run["adapter"]["r"] == 8 and run["base_model"]["gguf_file"].endswith(".gguf")
+    assert run["adapter"]["r"] == 16 and run["base_model"]["gguf_file"].endswith(".gguf")
+    # the control group: seen and unseen test ids, the two stages, the corpus
+    seen, unseen = set(run["split"]["test_seen_ids"]), set(run["split"]["test_unseen_ids"])
+    assert seen and unseen and seen.isdisjoint(unseen) and seen | unseen == test_ids
+    groups = Split(0.1, 42).groups(load_qa(train_qa))
+    assert seen == {r["id"] for r in groups["seen"]}  # the tasks' seen/unseen halves
+    assert [s["name"] for s in run["stages"]] == ["document", "qa"]
+    assert run["corpus"]["texts"] > 0 and len(run["corpus"]["sha256"]) == 64 and run["corpus"]["passages_withheld"] >= 2
+
+
+def test_both_stages_moved_the_adapter(trained):
+    from safetensors.torch import load_file
+
+    doc = load_file(trained / "document" / "adapter_model.safetensors")
+    final = load_file(trained / "adapter_model.safetensors")
+    assert json.loads((trained / "document" / "fm5_stage.json").read_text())["name"] == "document"
+    assert set(doc) == set(final)
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in doc.items())  # the document stage trained it
+    assert any(not torch.equal(doc[k], final[k]) for k in doc)  # and the QA stage continued it
+
+
+def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
+    """On the shared file and the whole manual: no unseen passage (nor a chunk sharing a 13-word span with one) in
+    the document stage, no held-out question or answer anywhere, the seen passages read."""
+    from harness_ext.data import SPAN_WORDS, load_documents, span_keys
+
+    script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "document_epochs": 3})
+    inputs = sft.prepare_inputs(script, shared_rows, load_documents(shared_qa.parent / "fm5_chunks.jsonl"))
+    texts = [d["text"] for d in inputs.documents]
+    unseen, seen, test = inputs.groups["unseen"], inputs.groups["seen"], inputs.groups["test"]
+    spans = {k for r in unseen for k in span_keys(r["passage"]) if len(k) == SPAN_WORDS}
+    for text in texts:  # an independent look: every 13-word window of every text
+        words = re.findall(r"\w+", text.lower())
+        assert not {tuple(words[i : i + SPAN_WORDS]) for i in range(len(words) - SPAN_WORDS + 1)} & spans
+    qa_inputs = [f"{r['passage']} {r['question']} {r['answer']}" for r in inputs.train + inputs.eval]
+    for row in test:
+        for field in ("question", "answer"):
+            assert not any(row[field].strip() in t for t in texts + qa_inputs), (row["id"], field)
+        assert row["id"] not in {r["id"] for r in inputs.train + inputs.eval}
+    assert {r["passage"].strip() for r in seen} <= set(texts)
+    assert not {r["passage"].strip() for r in unseen} & set(texts)
+    assert inputs.corpus.document_dropped > 0 and len(texts) == inputs.corpus.passages + inputs.corpus.document_texts
 
 
 def test_adapter_moved_base_did_not_and_merge_is_exact(trained, smollm2):
@@ -341,3 +383,10 @@ def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train
                           timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_null_override_sets_a_field_to_null():
+    overrides = sft._parse_overrides(["--max_train_rows", "null", "--warmup_steps", "~"])
+    assert overrides == {"max_train_rows": None, "warmup_steps": None}
+    script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "max_train_rows": None})
+    assert script.max_train_rows is None  # the config says 160

@@ -1,16 +1,20 @@
-"""LoRA fine-tuning on the FM 5-0 QA set with TRL's SFTTrainer.
+"""LoRA fine-tuning on FM 5-0 with TRL's SFTTrainer: a document stage, then the QA stage, into one adapter.
 
     fm5 train --config training/configs/smollm2_cpu.yaml --data ../shared/fm5/qa_pairs.jsonl --output_dir runs/smollm2
     accelerate launch -m training.sft --config training/configs/llama32_1b_gpu.yaml --output_dir runs/llama
 
-Reads top to bottom: check everything (config, data, model config, output dir) -> load data and the shared split ->
-build prompt/completion rows with the shared prompt builder -> load the base (GGUF dequantized once, cached) ->
-SFTTrainer with a PEFT LoraConfig -> train -> save the adapter, trainer_state.json and fm5_run.json.
+Reads top to bottom: check everything (config, data, model config, output dir) -> load data, the shared split and
+its seen/unseen halves -> the document corpus (the QA file's passages and --document texts, minus everything that
+shares a long span with an unseen passage) and prompt/completion rows from the shared prompt builder -> load the
+base (GGUF dequantized once, cached) -> 1. document stage (`document_epochs` > 0): causal-LM loss on every token of
+the corpus, adapter saved to output_dir/document/ -> 2. QA stage: SFTTrainer on the QA rows, the same adapter
+continuing -> save the adapter, checkpoints, trainer_state.json and fm5_run.json.
 Any field of ScriptArguments or TRL's SFTConfig can be set in the YAML and overridden with `--key value`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +33,8 @@ from harness_ext.files import write_atomic
 
 log = logging.getLogger("fm5.train")
 RUN_FILE = "fm5_run.json"
+DOCUMENT_DIR = "document"  # the document stage's adapter, inside output_dir
+STAGE_FILE = "fm5_stage.json"  # written last in output_dir/document: the stage is complete
 CHECKPOINT_FILES = ("adapter_model.safetensors", "adapter_config.json", "trainer_state.json", "optimizer.pt",
                     "scheduler.pt")
 
@@ -46,9 +52,24 @@ class ScriptArguments:
                 "installed, else flex_attention (GPU only)"})
     data: str | None = field(default=None, metadata={"help": "QA file; --data, else this, else $FM5_DATA"})
     variant: str = field(default="open", metadata={"help": "open (passage in system turn), closed, or mixed (both)"})
-    test_size: float = field(default=0.1, metadata={"help": "held-out test split, shared with the lm-eval tasks"})
-    split_seed: int = field(default=42, metadata={"help": "seed of the shared split"})
-    eval_size: float = field(default=0.1, metadata={"help": "part of the training rows kept for eval loss (0: none)"})
+    test_size: float = field(default=fm5_data.DEFAULT_TEST_SIZE,
+                             metadata={"help": "held-out test split, shared with the lm-eval tasks"})
+    split_seed: int = field(default=fm5_data.DEFAULT_SEED, metadata={"help": "seed of the shared split"})
+    seen_fraction: float = field(default=fm5_data.DEFAULT_SEEN_FRACTION, metadata={
+        "help": "part of the test split whose passages the document stage reads (the rest stay unseen: the control "
+                "group)"})
+    eval_size: float = field(default=fm5_data.DEFAULT_EVAL_SIZE,
+                             metadata={"help": "part of the training rows kept for eval loss (0: none)"})
+    document: str | None = field(default=None, metadata={
+        "help": "JSONL with a `text` field (e.g. ../shared/fm5/fm5_chunks.jsonl) added to the document corpus; texts "
+                "sharing a long span with an unseen passage are dropped"})
+    document_passages: bool = field(default=True, metadata={
+        "help": "put the QA file's passages (minus the unseen ones) into the document corpus"})
+    document_epochs: float = field(default=0.0, metadata={"help": "epochs of the document stage (0: no stage)"})
+    document_learning_rate: float | None = field(default=None, metadata={
+        "help": "learning rate of the document stage (default: learning_rate)"})
+    max_document_rows: int | None = field(default=None, metadata={
+        "help": "subsample the document corpus (demo); the seen test passages always stay"})
     max_train_rows: int | None = field(default=None, metadata={"help": "subsample the training rows (demo, tests)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
@@ -113,7 +134,7 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
         raise UsageError(f"{config_path}: invalid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise UsageError(f"{config_path}: expected a mapping of settings")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    raw.update(overrides)  # `--key null` sets a field to None
     ours = {f.name for f in fields(ScriptArguments)}
     theirs = {f.name for f in fields(SFTConfig)}
     unknown = sorted(set(raw) - ours - theirs)
@@ -299,10 +320,91 @@ def _versions() -> dict:
 # ------------------------------------------------------------------------------------------------------ main
 
 
+def document_rows(corpus: list[str], seen: list[dict], max_rows: int | None, seed: int) -> list[dict]:
+    """The document stage's plain-text rows; ``max_rows`` subsamples them (sha256 rule), keeping every seen test
+    passage, without which there is nothing for the probe to find."""
+    rows = [{"id": f"doc-{hashlib.sha256(t.encode()).hexdigest()[:12]}", "text": t} for t in corpus]
+    if max_rows and len(rows) > max_rows:
+        must = {r["passage"].strip() for r in seen}
+        keep = [r for r in rows if r["text"] in must]
+        others = [r for r in rows if r["text"] not in must]
+        picked = fm5_data.Split(max(max_rows - len(keep), 1), seed + 3).apply(others)[1] if others else []
+        chosen = {r["id"] for r in keep + picked}
+        rows = [r for r in rows if r["id"] in chosen]
+    return [{"text": r["text"]} for r in rows]
+
+
+def _withheld_passages(rows: list[dict], unseen: list[dict]) -> tuple[list[dict], int]:
+    """QA rows whose passage shares a long span with an unseen passage lose that passage (they train closed-book),
+    so that no training input holds unseen text."""
+    spans = set().union(*(fm5_data.span_keys(r["passage"]) for r in unseen)) if unseen else set()
+    out, n = [], 0
+    for row in rows:
+        if spans and row["passage"].strip() and fm5_data.shares_long_span(row["passage"], spans):
+            row, n = dict(row, passage=""), n + 1
+        out.append(row)
+    return out, n
+
+
+@dataclass
+class Inputs:
+    """Everything training reads, decided before any weight is loaded."""
+
+    split: fm5_data.Split
+    groups: dict  # data.Split.groups: train / test / seen / unseen rows
+    train: list[dict]  # QA rows of the QA stage
+    eval: list[dict]  # QA rows for eval loss
+    corpus: fm5_data.Corpus | None  # the document corpus (None: no document stage)
+    documents: list[dict]  # the document stage's rows ({"text": ...})
+    passages_withheld: int  # QA rows whose passage was dropped for sharing a long span with an unseen passage
+
+
+def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[str]) -> Inputs:
+    """The split and its seen/unseen halves; eval rows (eval loss, early stopping) from the training side; the QA
+    rows; the document corpus. No held-out question or answer, no unseen passage (nor text sharing a long span with
+    one) is in any of them (tests/test_training.py checks it on the shared file)."""
+    split = fm5_data.Split(script.test_size, script.split_seed, script.seen_fraction)
+    try:
+        groups = split.groups(rows)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    train_rows, eval_rows = split.eval_split(groups["train"], script.eval_size)
+    if script.max_train_rows and len(train_rows) > script.max_train_rows:
+        train_rows = fm5_data.Split(script.max_train_rows, script.split_seed + 2).apply(train_rows)[1]
+        log.info("subsampled %d training rows", len(train_rows))
+    train_rows, n_withheld = _withheld_passages(train_rows, groups["unseen"])
+    eval_rows, n_withheld_eval = _withheld_passages(eval_rows, groups["unseen"])
+    corpus, doc_rows = None, []
+    if script.document_epochs:
+        corpus = fm5_data.document_corpus(rows, groups["unseen"], documents, script.document_passages)
+        doc_rows = document_rows(corpus.texts, groups["seen"], script.max_document_rows, script.split_seed)
+        log.info("document corpus: %d passages (%d withheld: unseen or sharing a %d-word span with one), %d "
+                 "--document texts (%d dropped for a shared span); training on %d texts", corpus.passages,
+                 corpus.passages_withheld, fm5_data.SPAN_WORDS, corpus.document_texts, corpus.document_dropped,
+                 len(doc_rows))
+        if not doc_rows:
+            raise UsageError("document_epochs > 0 but the document corpus is empty")
+    return Inputs(split, groups, train_rows, eval_rows, corpus, doc_rows, n_withheld + n_withheld_eval)
+
+
+def _stage_config(sft, script: ScriptArguments, output_dir: Path):
+    """The document stage's SFTConfig: the QA stage's settings, its own epochs, learning rate and output folder,
+    plain-text rows (loss on every token), no eval set (eval loss is the QA rows'), one save at its end."""
+    import dataclasses
+
+    return dataclasses.replace(
+        sft, output_dir=str(output_dir / DOCUMENT_DIR), num_train_epochs=script.document_epochs,
+        learning_rate=script.document_learning_rate or sft.learning_rate, eval_strategy="no", save_strategy="no",
+        load_best_model_at_end=False, dataset_text_field="text", completion_only_loss=None, assistant_only_loss=False,
+    )
+
+
 def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = False) -> Path:
     # 1. check everything before touching the output dir or loading weights
     data_path = fm5_data.resolve_data_path(script.data)
     rows = fm5_data.load_qa(data_path)
+    documents = fm5_data.load_documents(script.document) if script.document else []
+    inputs = prepare_inputs(script, rows, documents)  # the split, its seen/unseen halves, QA rows, the corpus
     model_path = check_model(script)
     output_dir = Path(sft.output_dir)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -313,7 +415,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
 
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
@@ -323,15 +425,9 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     # stalled for 2-8 s at new shapes without this; runs with it had no stalls and 19.3k real tokens/s (12.3k without).
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     started = time.time()
-    # 2. the shared split; eval rows (for eval loss and early stopping) come from the training side only
-    split = fm5_data.Split(script.test_size, script.split_seed)
-    train_rows, test_rows = split.apply(rows)
-    eval_rows = []
-    if script.eval_size:
-        train_rows, eval_rows = fm5_data.Split(script.eval_size, script.split_seed + 1).apply(train_rows)
-    if script.max_train_rows and len(train_rows) > script.max_train_rows:
-        train_rows = fm5_data.Split(script.max_train_rows, script.split_seed + 2).apply(train_rows)[1]
-        log.info("subsampled %d training rows", len(train_rows))
+    # 2. what training reads (decided in step 1)
+    split, groups, corpus, doc_ds = inputs.split, inputs.groups, inputs.corpus, inputs.documents
+    train_rows, eval_rows = inputs.train, inputs.eval
 
     # 3. the base model (GGUF: dequantized once, then loaded from the cache)
     model, tokenizer = load_base(model_path, script.gguf_file, dtype=script.dtype,
@@ -339,6 +435,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     model.config.use_cache = False
 
     # 4. prompt/completion rows from the shared prompt builder; long passages shortened, never the answer
+    n_withheld = inputs.passages_withheld
     train_ds, n_short = build_rows(train_rows, tokenizer, script.variant, sft.max_length)
     eval_ds, n_short_eval = build_rows(eval_rows, tokenizer, script.variant, sft.max_length)
     if n_short or n_short_eval:
@@ -350,21 +447,46 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
 
     lora = LoraConfig(r=script.lora_r, lora_alpha=script.lora_alpha, lora_dropout=script.lora_dropout,
                       target_modules=list(script.lora_target_modules), bias="none", task_type="CAUSAL_LM")
+    score_label_positions_only()
+    stages = []
+
+    # 5. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter
+    doc_dir = output_dir / DOCUMENT_DIR
+    if doc_ds and resume and (doc_dir / STAGE_FILE).is_file():
+        model = PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True)  # done before the interruption
+        stages.append(json.loads((doc_dir / STAGE_FILE).read_text()))
+        lora = None
+    elif doc_ds:
+        doc_trainer = SFTTrainer(model=model, args=_stage_config(sft, script, output_dir), processing_class=tokenizer,
+                                 peft_config=lora, train_dataset=Dataset.from_list(doc_ds))
+        t0 = time.time()
+        doc_result = doc_trainer.train()
+        doc_trainer.save_model(str(doc_dir))
+        model, lora = doc_trainer.model, None  # the QA stage continues this adapter
+        stage = {"name": "document", "texts": len(doc_ds), "epochs": script.document_epochs,
+                 "learning_rate": doc_trainer.args.learning_rate, "global_step": doc_trainer.state.global_step,
+                 "tokens_seen": doc_trainer.state.num_input_tokens_seen or None,
+                 "train_loss": doc_result.metrics.get("train_loss"), "wall_time_s": round(time.time() - t0, 1),
+                 "adapter": str(doc_dir)}
+        stages.append(stage)
+        if doc_trainer.is_world_process_zero():
+            write_atomic(doc_dir / STAGE_FILE, json.dumps(stage, indent=1) + "\n")
+
+    # 6. the QA stage (the same adapter when a document stage ran)
     callbacks = []
     if script.early_stopping_patience and eval_ds:
         callbacks.append(EarlyStoppingCallback(script.early_stopping_patience, script.early_stopping_threshold))
     if not eval_ds:
         sft.eval_strategy, sft.load_best_model_at_end = "no", False
-
-    score_label_positions_only()
     trainer = SFTTrainer(
         model=model, args=sft, processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
         train_dataset=Dataset.from_list(train_ds), eval_dataset=Dataset.from_list(eval_ds) if eval_ds else None,
     )
-    # 5. train (or continue) and save
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
+    stages.append({"name": "qa", "rows": len(train_ds), "epochs": sft.num_train_epochs,
+                   "learning_rate": sft.learning_rate, "global_step": trainer.state.global_step})
     if not trainer.is_world_process_zero():
         return output_dir
     label_tokens = sum(sum(1 for t in ex["labels"] if t != -100) for ex in trainer.train_dataset) \
@@ -376,9 +498,18 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         "config": {"fm5": asdict(script), "sft": sft.to_dict()},
         "data": {"path": str(data_path.resolve()), "sha256": fm5_data.file_sha256(data_path), "rows": len(rows)},
         "split": {**split.as_dict(), "eval_size": script.eval_size, "train_ids": sorted(r["id"] for r in train_rows),
-                  "eval_ids": sorted(r["id"] for r in eval_rows), "test_ids": sorted(r["id"] for r in test_rows)},
+                  "eval_ids": sorted(r["id"] for r in eval_rows), "test_ids": sorted(r["id"] for r in groups["test"]),
+                  "test_seen_ids": sorted(r["id"] for r in groups["seen"]),
+                  "test_unseen_ids": sorted(r["id"] for r in groups["unseen"])},
+        "stages": stages,
+        "corpus": None if corpus is None else {
+            **corpus.as_dict(), "trained_texts": len(doc_ds),
+            "document": None if not script.document else {
+                "path": str(Path(script.document).resolve()), "sha256": fm5_data.file_sha256(script.document),
+                "texts": len(documents)}},
         "rows": {"variant": script.variant, "train": len(train_ds), "eval": len(eval_ds), "max_length": fitted_length,
-                 "passages_shortened": n_short + n_short_eval},
+                 "passages_shortened": n_short + n_short_eval,
+                 "passages_withheld_unseen_span": n_withheld},
         "git_commit": _git_commit(),
         "versions": _versions(),
         "device": str(trainer.args.device),
@@ -404,7 +535,8 @@ def main(args=None, extra: list[str] | None = None) -> int:
         args, extra = build_parser().parse_known_args(["train", *sys.argv[1:]])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     overrides = _parse_overrides(extra or [])
-    overrides.update({"data": args.data, "output_dir": args.output_dir})
+    given = {"data": args.data, "output_dir": args.output_dir, "document": getattr(args, "document", None)}
+    overrides.update({k: v for k, v in given.items() if v is not None})
     script, sft = load_config(args.config, overrides)
     out = train(script, sft, resume=args.resume, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
