@@ -1,4 +1,4 @@
-# Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models, ~4 min)
+# Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models, ~8 min)
 #                 make test   (set up, then run the test suite)
 VENV ?= .venv
 PY := $(VENV)/bin/python
