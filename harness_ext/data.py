@@ -185,11 +185,6 @@ class Split:
         return {"train": train, "test": test, "seen": [r for r in test if r["id"] in seen],
                 "unseen": [r for r in test if r["id"] not in seen]}
 
-    def group_of(self, rows: list[dict]) -> dict[str, str]:
-        """id -> "train", "seen" or "unseen"."""
-        g = self.groups(rows)
-        return {r["id"]: name for name in ("train", "seen", "unseen") for r in g[name]}
-
     def eval_split(self, train: list[dict], eval_size: float = DEFAULT_EVAL_SIZE) -> tuple[list[dict], list[dict]]:
         """(train, eval): training's eval rows (eval loss, early stopping), carved out of the train side with the
         same rule and seed + 1; none when eval_size is 0."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness_ext import metrics
-from harness_ext.errors import Fm5Error
+from harness_ext.errors import Fm5Error, UsageError
 
 METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, family)
 BERTSCORE = metrics.BERTSCORE
@@ -109,15 +109,16 @@ def _read_json(path: Path) -> dict:
 
 
 def parse_model_args(text: str) -> dict:
-    """`--model_args` as lm-eval records it: a JSON object or `k=v,k=v` (lm-eval's own parser)."""
+    """`--model_args` as lm-eval takes them: a JSON object or `k=v,k=v` (lm-eval's own parser)."""
     text = text.strip()
     if text.startswith("{"):
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
+        except json.JSONDecodeError as err:
+            raise UsageError(f"--model_args: invalid JSON ({err.msg})") from None
+        if not isinstance(parsed, dict):
+            raise UsageError("--model_args: a JSON object or key=value pairs")
+        return parsed
     from lm_eval.utils import simple_parse_args_string
 
     return simple_parse_args_string(text)
@@ -197,7 +198,10 @@ def load_run(folder: str | Path) -> ModelRun:
         config, configs = res.get("config", {}), res["configs"]
         model_args = config.get("model_args") or {}
         if isinstance(model_args, str):
-            model_args = parse_model_args(model_args)
+            try:
+                model_args = parse_model_args(model_args)
+            except UsageError as err:
+                raise ResultsError(f"{results_file}: config.model_args: {str(err).split(': ', 1)[1]}") from None
         run = ModelRun(
             label=model_label(model_args, folder.name), path=folder, model_args=model_args,
             limit=config.get("limit"), lm_eval_version=str(res.get("lm_eval_version", "?")),

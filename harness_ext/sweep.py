@@ -39,11 +39,6 @@ def parse_model_args(text: str) -> dict:
     """`pretrained=X,gguf_file=Y` or a JSON object, as `lm_eval --model_args` takes them."""
     from harness_ext.results import parse_model_args as parse
 
-    if text.strip().startswith("{"):
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UsageError(f"--model_args: invalid JSON ({err.msg})") from None
     args = parse(text)
     if "pretrained" not in args:
         raise UsageError("--model_args needs pretrained=MODEL")

@@ -491,14 +491,7 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
     for task in tasks:
         if _family(models, task) != "qa":
             continue
-        by_model = []
-        for run in models:
-            tr = run.tasks.get(task)
-            if tr and tr.questions:
-                R.score_bertscore(tr)
-                by_model.append({q.id: q for q in tr.questions})
-            else:
-                by_model.append({})
+        by_model = _by_model(models, task)
         for qid in sorted(set().union(*[set(m) for m in by_model])):
             ref = next(m[qid] for m in by_model if qid in m)
             base_q = by_model[0].get(qid)
@@ -513,6 +506,17 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
                                       f"{q.nll / max(q.tokens, 1):.2f}", flip))
             rows.append(QuestionRow(task, qid, ref.question, ref.answer, answers, f"{task}:{qid}"))
     return rows
+
+
+def _by_model(models: list[R.ModelRun], task: str) -> list[dict[str, R.Question]]:
+    """Per model, its questions of `task` by id ({} where it has none), BERTScore filled in for QA tasks."""
+    out = []
+    for run in models:
+        tr = run.tasks.get(task)
+        if tr:
+            R.score_bertscore(tr)  # a no-op for the probe
+        out.append({q.id: q for q in tr.questions} if tr else {})
+    return out
 
 
 def _flip(was: bool, now: bool) -> Cell:
@@ -533,7 +537,7 @@ def choice_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) ->
     for task in tasks:
         if _family(models, task) != "mc":
             continue
-        by_model = [{q.id: q for q in run.tasks[task].questions} if task in run.tasks else {} for run in models]
+        by_model = _by_model(models, task)
         for qid in sorted(set().union(*[set(m) for m in by_model])):
             ref = next(m[qid] for m in by_model if qid in m)
             base_q = by_model[0].get(qid)

@@ -71,10 +71,11 @@ def test_too_few_rows_and_bad_k_are_one_line_errors(tmp_path):
         probe.build_items(dup, dup[:1], 2, _unit(np.eye(4)))
 
 
-def test_load_docs_on_the_shared_file(shared_qa, fm5_cache):
+def test_load_docs_on_the_shared_file(shared_qa, tmp_path, monkeypatch):
+    monkeypatch.setenv("FM5_CACHE", str(tmp_path))  # a cache of its own: other tests fill the session's
     probe._embeddings.cache_clear()
     docs = probe.load_docs(shared_qa)
-    (cached,) = fm5_cache.glob("embeddings/*.npy")
+    (cached,) = tmp_path.glob("embeddings/*.npy")
     probe._embeddings.cache_clear()
     again = probe.load_docs(shared_qa)  # from the file this time
     assert docs == again and len(docs) == 50 and cached.stat().st_size > 500 * 384 * 4

@@ -176,11 +176,10 @@ class FM5MCTask(_FM5Task):
         has_ws = len(results) == 2 * k1 + 1
         ll_ws = float(results[k1][0]) if has_ws else 0.0
         unconditional = [float(r[0]) for r in results[k1 + int(has_ws) :]]
-        scores = metrics.mc_scores(
+        return metrics.mc_scores(
             int(doc["gold"]), lls, [len(c) for c in choices], [ll - ll_ws for ll in lls],
             [self._tokens(doc, c) for c in choices], unconditional,
         )
-        return scores
 
     def aggregation(self):
         return {name: mean for name in metrics.family_metrics(self.FAMILY)}
