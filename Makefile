@@ -1,12 +1,13 @@
 # Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models, ~8 min)
-#                 make test   (set up, then run the test suite)
+#                 make test   (set up, then run the test suite, ~15 min on 2 cores)
+#                 make test-fast  (the suite without the end-to-end runs marked slow: the edit-test loop, < 3 min)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/fm5/qa_pairs.jsonl
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-fast
 setup: $(VENV)/.installed
 
 # torch==2.13.0 is pinned first so that a CPU machine takes its local CPU wheel instead of a multi-GB CUDA build.
@@ -24,3 +25,6 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"

@@ -4,7 +4,7 @@
     python bench/train_throughput.py --data qa.jsonl --model llama-1b-random --rows 256      # GPU, Llama-3.2-1B shape
 
 fm5 recipe: TRL SFTTrainer, no gradient checkpointing, length-grouped batches, the LM head projected only where
-there are labels (TRL's fused head; on CPU through training.sft.score_label_positions_only), batch 2 on CPU
+there are labels (TRL's fused head; on CPU through training.sft.label_positions_only), batch 2 on CPU
 (measured fastest on 2 cores: 199 / 259 / 196 real tokens/s at batch 1 / 2 / 4) or 16 on GPU; `--padding_free`
 flattens each batch into one row with no padding (slower on CPU: sdpa then attends over the whole flat row).
 Both recipes: LoRA r=8, alpha 16, dropout 0.05 on q/v.
@@ -155,7 +155,7 @@ def run_fm5(args, device, rows, tokenizer):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.sft import score_label_positions_only
+    from training.sft import label_positions_only
 
     model = load_model(args.model, device)
     gpu = device != "cpu"
@@ -170,12 +170,12 @@ def run_fm5(args, device, rows, tokenizer):
         if args.attn:
             model.set_attn_implementation(args.attn)
         timer = _timer()
-        score_label_positions_only()
         trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer,
                              train_dataset=Dataset.from_list(rows), peft_config=lora_config(), callbacks=[timer])
         counter = FlopCounter(trainer.data_collator, model.config, *parameter_counts(trainer.model))
         trainer.data_collator = counter
-        trainer.train()
+        with label_positions_only():
+            trainer.train()
     return timed(counter, timer, args.warmup)
 
 

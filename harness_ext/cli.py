@@ -1,5 +1,6 @@
-"""`fm5`: argument parsing and exit codes only (0 ok, 1 regression, 2 unusable input). Heavy imports stay inside the
-subcommands so that `fm5 --help` is instant."""
+"""`fm5`: the command layer on top of the library: argument parsing, exit codes (0 ok, 1 regression, 2 unusable
+input) and `fm5 demo`, which chains the train, eval and report commands. Only this module imports `training` and
+`reports` from `harness_ext`. Heavy imports stay inside the commands so that `fm5 --help` is instant."""
 
 from __future__ import annotations
 
@@ -8,27 +9,22 @@ import json
 import sys
 
 from harness_ext import ALL_TASKS
-from harness_ext.data import DEFAULT_EVAL_SIZE, DEFAULT_SEED, DEFAULT_SEEN_FRACTION, DEFAULT_TEST_SIZE
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, like every other fm5 error (argparse prints the usage too)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 
 def _cmd_tasks_path(args) -> int:
     from harness_ext import tasks_path
 
     print(tasks_path())
-    return EXIT_OK
-
-
-def _cmd_tasks(args) -> int:
-    from harness_ext import register
-
-    if args.action == "install":
-        print(register.install())
-    elif args.action == "uninstall":
-        print(register.uninstall())
-    else:
-        print(register.status().describe())
     return EXIT_OK
 
 
@@ -54,53 +50,9 @@ def _cmd_data(args) -> int:
     return EXIT_OK
 
 
-def _cmd_train(args, extra) -> int:
-    from training.sft import main as train_main
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    from harness_ext.data import DEFAULT_EVAL_SIZE, DEFAULT_SEED, DEFAULT_SEEN_FRACTION, DEFAULT_TEST_SIZE
 
-    return train_main(args, extra)
-
-
-def _cmd_eval(args, extra) -> int:
-    from harness_ext.sweep import main as sweep_main
-
-    return sweep_main(args, extra)
-
-
-def _cmd_demo(args) -> int:
-    from harness_ext.demo import main as demo_main
-
-    return demo_main(args)
-
-
-def _cmd_report(args) -> int:
-    from reports.build import main as report_main
-
-    return report_main(args)
-
-
-def _cmd_gate(args) -> int:
-    from harness_ext.gate import main as gate_main
-
-    return gate_main(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fm5", description="FM 5-0 fine-tuning evaluation suite (lm-eval plugin).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("tasks-path", help="print the folder to pass to lm_eval --include_path")
-    p.set_defaults(func=_cmd_tasks_path)
-
-    p = sub.add_parser(
-        "tasks", help="show or change whether lm-eval finds the fm5 tasks without --include_path",
-        description="install: link the fm5_qa task folder into the lm-eval of this environment (a real folder of "
-                    "symlinks, so stock `lm_eval --tasks fm5_qa_open,...` works from any directory and upgrades of "
-                    "this package need no re-install); uninstall: remove exactly what install made; no argument: "
-                    "say where the tasks are registered.")
-    p.add_argument("action", nargs="?", choices=("install", "uninstall"))
-    p.set_defaults(func=_cmd_tasks)
-
-    p = sub.add_parser("data", help="validate a QA file and show its train/test split")
     p.add_argument("--data", help="QA file (JSONL or JSON); default $FM5_DATA")
     p.add_argument("--test_size", type=float, default=DEFAULT_TEST_SIZE, help="fraction (or count, if >= 1) held out")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -109,34 +61,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seen_fraction", type=float, default=DEFAULT_SEEN_FRACTION,
                    help="part of the test split whose passages document training reads (the rest: unseen)")
     p.add_argument("--ids", action="store_true", help="also list the test ids (all, seen, unseen)")
+
+
+# `fm5 demo`: the whole loop on the packaged default models, sized for 2 CPU cores and 10 minutes: train a small
+# document + QA LoRA adapter (training/configs/smollm2_cpu.yaml, fewer texts and rows) -> `fm5 eval` of the base, the
+# document stage's adapter and the final adapter on the probe and the QA tasks (a subset of the test split) -> HTML
+# report, whose first line per model is the knowledge verdict (seen vs unseen questions). The budget is measured on
+# 2 cores, see README "The demo's budget".
+DEMO_TRAIN_ROWS, DEMO_EPOCHS, DEMO_DOCUMENT_TEXTS, DEMO_QUESTIONS, DEMO_MAX_GEN_TOKS = 64, 2, 48, 16, 64
+
+
+def _cmd_demo(args) -> int:
+    import time
+    from pathlib import Path
+
+    from harness_ext import data as fm5_data
+    from harness_ext import models, sweep
+    from harness_ext.files import write_atomic
+    from reports.build import build, render_html, render_markdown
+    from training import sft
+
+    started = time.time()
+    data_path = fm5_data.resolve_data_path(args.data)
+    rows = fm5_data.load_qa(data_path)
+    groups = fm5_data.Split().groups(rows)
+    pretrained, gguf_file = models.packaged_smollm2()
+    out = Path(args.output)
+    print(f"fm5 demo: {data_path} ({len(rows)} rows: {len(groups['train'])} train, {len(groups['test'])} test = "
+          f"{len(groups['seen'])} seen + {len(groups['unseen'])} unseen)")
+    print(f"  subsampled to fit 10 minutes on 2 CPU cores: the document stage reads {DEMO_DOCUMENT_TEXTS} passages "
+          f"(the {len(groups['seen'])} seen test passages among them; 3 epochs), the QA stage {DEMO_TRAIN_ROWS} of the "
+          f"training rows (closed-book, {DEMO_EPOCHS} epochs, no checkpoints); the evaluation covers the first "
+          f"{DEMO_QUESTIONS} of {len(groups['test'])} test questions per task, answers capped at {DEMO_MAX_GEN_TOKS} "
+          f"tokens. Use `fm5 train` / `fm5 eval` for full runs.")
+
+    print("\n== fm5 demo [1/3] training a document + QA LoRA adapter on the packaged SmolLM2-135M", flush=True)
+    script, config = sft.load_config(str(sft.CPU_CONFIG), {
+        "data": str(data_path), "output_dir": str(out / "train"), "max_train_rows": DEMO_TRAIN_ROWS,
+        "num_train_epochs": DEMO_EPOCHS, "max_document_rows": DEMO_DOCUMENT_TEXTS, "save_strategy": "no",
+        "disable_tqdm": True})
+    run_dir = sft.train(script, config, overwrite=True)
+
+    print("\n== fm5 demo [2/3] evaluating the base, the document stage and the final adapter (fm5 eval)", flush=True)
+    opts = argparse.Namespace(limit=DEMO_QUESTIONS, batch_size="8", gen_kwargs=f"max_gen_toks={DEMO_MAX_GEN_TOKS}",
+                              apply_chat_template=True, system_instruction=None,
+                              metadata={"fm5_data": str(data_path)}, device=None)
+    evals = out / "evals"
+    sweep.evaluate_all({"pretrained": pretrained, "gguf_file": gguf_file}, [str(run_dir)], list(ALL_TASKS),
+                       str(evals), opts, overwrite=True)
+
+    print("\n== fm5 demo [3/3] writing the report", flush=True)
+    report = build([str(evals), str(run_dir)])
+    write_atomic(out / "report.html", render_html(report))
+    write_atomic(out / "summary.md", render_markdown(report))
+    print(render_markdown(report))
+    print(f"fm5 demo finished in {time.time() - started:.0f}s")
+    for v in report.verdicts:
+        print(f"verdict, {v.model}: {v.sentence}")
+    print(f"report: {(out / 'report.html').resolve()}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command module owns its arguments (`add_arguments`) and its `main`; importing them is cheap (their
+    heavy imports are inside functions), so `fm5 --help` loads no torch, numpy or lm-eval."""
+    from harness_ext import gate, register, sweep
+    from reports import build as report
+    from training import sft
+
+    parser = _Parser(prog="fm5", description="FM 5-0 fine-tuning evaluation suite (lm-eval plugin).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("tasks-path", help="print the folder to pass to lm_eval --include_path")
+    p.set_defaults(func=_cmd_tasks_path)
+
+    p = sub.add_parser("tasks", help="show or change whether lm-eval finds the fm5 tasks without --include_path")
+    register.add_arguments(p)
+    p.set_defaults(func=register.main)
+
+    p = sub.add_parser("data", help="validate a QA file and show its train/test split")
+    _add_data_arguments(p)
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser(
-        "train",
-        help="LoRA fine-tuning with TRL (any config or SFTConfig field can be overridden with --key value)",
-    )
-    p.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
-    p.add_argument("--data", help="QA file; default: the config's data, else $FM5_DATA")
-    p.add_argument("--output_dir", help="where the adapter and checkpoints go")
-    p.add_argument("--document", help="JSONL with a `text` field added to the document stage's corpus (e.g. "
-                                      "../shared/fm5/fm5_chunks.jsonl); texts sharing a 13-word span with an unseen "
-                                      "test passage are dropped")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
-    p.set_defaults(func=_cmd_train, takes_extra=True)
+        "train", help="LoRA fine-tuning with TRL (any config or SFTConfig field can be overridden with --key value)")
+    sft.add_arguments(p)
+    p.set_defaults(func=sft.main, takes_extra=True)
 
-    p = sub.add_parser(
-        "eval", help="evaluate a base model and adapters in one process (lm-eval output folders)",
-        epilog="lm-eval options passed through: --limit N, --batch_size N (default 8), --gen_kwargs K=V,..., "
-               "--apply_chat_template, --system_instruction TEXT, --metadata JSON, --device DEV; "
-               "--data QA is short for --metadata '{\"fm5_data\": QA}'.")
-    p.add_argument("--model_args", required=True, help="pretrained=...[,gguf_file=...] as for lm_eval --model hf")
-    p.add_argument("--adapters", nargs="*", default=[], help="PEFT adapter dirs or training output dirs")
-    p.add_argument("--tasks", default=",".join(ALL_TASKS),
-                   help="comma-separated lm-eval tasks (default: the multiple-choice probe and the QA tasks)")
-    p.add_argument("--output_path", required=True)
-    p.add_argument("--no-base", dest="base", action="store_false", help="skip the base model")
-    p.set_defaults(func=_cmd_eval, takes_extra=True)
+    p = sub.add_parser("eval", help="evaluate a base model and adapters in one process (lm-eval output folders)")
+    sweep.add_arguments(p)
+    p.set_defaults(func=sweep.main, takes_extra=True)
 
     p = sub.add_parser("demo", help="train + evaluate + report on the packaged default models")
     p.add_argument("--data", help="QA file; default $FM5_DATA")
@@ -144,24 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("report", help="HTML report from lm-eval output folders and training runs")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("-o", "--output", required=True, help="HTML file to write")
-    p.add_argument("--base", help="which PATH is the baseline (default: the first model)")
-    p.add_argument("--markdown", help="also write the summary table as Markdown")
-    p.set_defaults(func=_cmd_report)
+    report.add_arguments(p)
+    p.set_defaults(func=report.main)
 
-    from harness_ext.gate import add_arguments as add_gate_arguments
-
-    p = sub.add_parser("gate", help="regression gate with paired bootstrap intervals", description=_gate_help())
-    add_gate_arguments(p)
-    p.set_defaults(func=_cmd_gate)
+    p = sub.add_parser("gate", help="regression gate with paired bootstrap intervals", description=gate.RULE)
+    gate.add_arguments(p)
+    p.set_defaults(func=gate.main)
     return parser
-
-
-def _gate_help() -> str:
-    from harness_ext.gate import RULE
-
-    return RULE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args, extra) if getattr(args, "takes_extra", False) else args.func(args)
     except Fm5Error as err:
         print(f"fm5 {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:  # a path given that cannot be used: missing, a folder, too long, not permitted
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"fm5 {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"fm5 {args.command}: interrupted", file=sys.stderr)

@@ -89,6 +89,10 @@ def _parse(path: Path, raw: bytes) -> list[tuple[int, object]]:
             records = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataError(path, f"malformed JSON: {err.msg}", line=err.lineno) from None
+        except (RecursionError, ValueError) as err:  # nested too deeply; an integer of over 4300 digits
+            raise DataError(path, f"malformed JSON: {_reason(err)}", line=first_line) from None
+        if not isinstance(records, list):
+            raise DataError(path, "a JSON file holds one array of rows", line=first_line)
         # objects of a pretty-printed array do not have a line each; report the array position instead
         return [(first_line if len(records) == 1 else i + 1, rec) for i, rec in enumerate(records)]
     out = []
@@ -99,7 +103,13 @@ def _parse(path: Path, raw: bytes) -> list[tuple[int, object]]:
             out.append((lineno, json.loads(line)))
         except json.JSONDecodeError as err:
             raise DataError(path, f"malformed JSON: {err.msg} (column {err.colno})", line=lineno) from None
+        except (RecursionError, ValueError) as err:
+            raise DataError(path, f"malformed JSON: {_reason(err)}", line=lineno) from None
     return out
+
+
+def _reason(err: Exception) -> str:
+    return "nested too deeply" if isinstance(err, RecursionError) else str(err).split(";")[0][:100]
 
 
 def load_qa(path: str | os.PathLike) -> list[dict]:
@@ -121,6 +131,11 @@ def load_qa(path: str | os.PathLike) -> list[dict]:
                 raise DataError(path, "missing", line=lineno, field=field)
             if not isinstance(rec[field], str):
                 raise DataError(path, f"must be a string, got {type(rec[field]).__name__}", line=lineno, field=field)
+            try:
+                rec[field].encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise DataError(path, f"holds an unpaired surrogate escape at character {err.start}, not text",
+                                line=lineno, field=field) from None
         for field in NON_EMPTY_FIELDS:
             if not rec[field].strip():
                 raise DataError(path, "is empty", line=lineno, field=field)
@@ -129,6 +144,9 @@ def load_qa(path: str | os.PathLike) -> list[dict]:
             if not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool) or str(row["id"]).strip() == "":
                 raise DataError(path, "must be a non-empty string or integer", line=lineno, field="id")
             row["id"] = str(row["id"])
+            if not row["id"].isprintable() or row["id"] != row["id"].encode("utf-8", "replace").decode("utf-8"):
+                raise DataError(path, "must be printable text (no control characters or surrogate escapes)",
+                                line=lineno, field="id")
         else:
             row["id"] = derive_id(row)
         if row["id"] in seen:

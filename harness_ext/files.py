@@ -1,7 +1,9 @@
-"""Writing output files whole or not at all: a temporary file in the same folder, then an atomic rename."""
+"""Files in and out: JSON (and YAML) read with one-line errors naming the file; outputs written whole or not at all (a temporary
+file in the same folder, then an atomic rename)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,3 +20,39 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json(path: str | os.PathLike, error: type[Exception], allow_nan: bool = True):
+    """The JSON value in a file, or ``error`` with one line naming the file (unreadable, not UTF-8, invalid or too
+    deeply nested JSON; NaN / Infinity too unless ``allow_nan``)."""
+    return loads(Path(path).read_bytes, str(path), error, allow_nan)
+
+
+def loads(read, where: str, error: type[Exception], allow_nan: bool = True):
+    """``read()`` gives bytes or str; ``where`` names the source in the message (`file` or `file:line`)."""
+    try:
+        raw = read()
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text, parse_constant=None if allow_nan else _no_constant)
+    except OSError as err:
+        raise error(f"{where}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{where}: not UTF-8 (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise error(f"{where}: invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
+    except RecursionError:
+        raise error(f"{where}: invalid JSON (nested too deeply)") from None
+    except ValueError as err:
+        raise error(f"{where}: invalid JSON ({str(err)[:120]})") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def load_yaml(text: str):
+    """``yaml.safe_load`` with libyaml's parser where PyYAML has it (much faster, and it refuses absurd nesting
+    itself instead of recursing into it)."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader

@@ -16,7 +16,7 @@ from pathlib import Path
 from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext.errors import UsageError
-from harness_ext.files import write_atomic
+from harness_ext.files import load_yaml, write_atomic
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_bootstrap
 
 RULE = """\
@@ -78,46 +78,98 @@ class Row:
 
 
 def load_config(path: str | None) -> dict:
+    """The built-in defaults, updated by a gate YAML; every key checked (one line naming the file and field)."""
     config = json.loads(json.dumps(DEFAULT_CONFIG))
     if not path:
         return config
     import yaml
 
     try:
-        user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise UsageError(f"{path}: unreadable gate config ({str(err).splitlines()[0]})") from None
+        user = load_yaml(Path(path).read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read the gate config ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: the gate config is not UTF-8 (byte {err.start})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise UsageError(f"{path}: unreadable gate config ({str(err).splitlines()[0] or 'nested too deeply'})") \
+            from None
+    user = {} if user is None else user
     if not isinstance(user, dict):
         raise UsageError(f"{path}: a gate config is a mapping of settings (see examples/gate.yaml), not "
                          f"{type(user).__name__}")
-    unknown = set(user) - set(config)
+    unknown = [k for k in user if k not in config]
     if unknown:
-        raise UsageError(f"{path}: unknown gate config keys {sorted(unknown)}; known: {sorted(config)}")
+        raise UsageError(f"{path}: unknown gate config keys {sorted(map(str, unknown))}; known: {sorted(config)}")
     for key, value in user.items():
-        if key in ("tolerance", "task_tolerance"):
-            config[key].update(value or {})
-        else:
+        where = f"{path}: field {key}"
+        if key == "tasks":
+            config[key] = _names(value, where)
+        elif key == "metrics":
+            config[key] = [_metric(m, where) for m in _names(value, where)]
+        elif key == "resamples":
+            config[key] = _integer(value, where, 10_000, 1_000_000)
+        elif key == "seed":
+            config[key] = _integer(value, where, 0, 2 ** 32 - 1)
+        elif key == "allow_limit":
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: expected true or false, got {value!r:.40}")
             config[key] = value
-    for metric in config["metrics"]:
-        if metric not in R.METRICS:
-            raise UsageError(f"{path}: unknown metric {metric!r}; known: {list(R.METRICS)}")
-    if int(config["resamples"]) < 10_000:
-        raise UsageError(f"{path}: resamples must be at least 10000")
-    rule = config["knowledge"]
-    if rule is not None:
-        if not isinstance(rule, dict) or set(rule) - {"task", "metric", "tolerance"} or "metric" not in rule:
-            raise UsageError(f"{path}: knowledge must be {{task: T, metric: M, tolerance: {{absolute: X}}}}")
-        rule.setdefault("task", K.PRIMARY[0])
-        rule.setdefault("tolerance", {"absolute": 0})
-        if rule["metric"] not in R.METRICS:
-            raise UsageError(f"{path}: knowledge: unknown metric {rule['metric']!r}; known: {list(R.METRICS)}")
+        elif key == "tolerance":
+            config[key].update({_metric(m, where): _spec(v, f"{where}.{m}") for m, v in _mapping(value, where).items()})
+        elif key == "task_tolerance":
+            config[key] = {str(t): {_metric(m, f"{where}.{t}"): _spec(v, f"{where}.{t}.{m}")
+                                    for m, v in _mapping(specs, f"{where}.{t}").items()}
+                           for t, specs in _mapping(value, where).items()}
+        elif key == "knowledge" and value is not None:
+            rule = _mapping(value, where)
+            if set(rule) - {"task", "metric", "tolerance"} or "metric" not in rule:
+                raise UsageError(f"{where}: must be {{task: T, metric: M, tolerance: {{absolute: X}}}}")
+            config[key] = {"task": _names([rule.get("task", K.PRIMARY[0])], f"{where}.task")[0],
+                           "metric": _metric(rule["metric"], f"{where}.metric"),
+                           "tolerance": _spec(rule.get("tolerance", {"absolute": 0}), f"{where}.tolerance")}
     return config
 
 
-def _tolerance(config: dict, task: str, metric: str, base_value: float, where: str) -> float:
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _names(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.isprintable() and v for v in value):
+        raise UsageError(f"{where}: expected a list of names, got {value!r:.60}")
+    return value
+
+
+def _metric(name, where: str) -> str:
+    if not isinstance(name, str) or name not in R.METRICS:
+        raise UsageError(f"{where}: unknown metric {name!r:.40}; known: {list(R.METRICS)}")
+    return name
+
+
+def _integer(value, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{where}: expected an integer from {low} to {high}, got {value!r:.40}")
+    return value
+
+
+def _spec(spec, where: str) -> dict:
+    """A tolerance: {absolute: X} or {relative: X}, X a finite number >= 0."""
+    ok = isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in ("absolute", "relative")
+    value = next(iter(spec.values())) if ok else None
+    if ok:
+        ok = not isinstance(value, bool) and (isinstance(value, int) and 0 <= value < 2 ** 63
+                                              or isinstance(value, float) and math.isfinite(value) and value >= 0)
+    if not ok:
+        raise UsageError(f"{where}: a tolerance is {{absolute: X}} or {{relative: X}} with X >= 0, got {spec!r:.60}")
+    return spec
+
+
+def _tolerance(config: dict, task: str, metric: str, base_value: float) -> float:
     spec = config["task_tolerance"].get(task, {}).get(metric) or config["tolerance"].get(metric) or {"absolute": 0}
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("absolute", "relative"):
-        raise UsageError(f"{where}: tolerance of {task}/{metric} must be {{absolute: X}} or {{relative: X}}")
     kind, value = next(iter(spec.items()))
     return float(value) * (abs(base_value) if kind == "relative" else 1.0)
 
@@ -191,7 +243,7 @@ def evaluate(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: boo
             sign = 1.0 if higher else -1.0
             worsening = -sign * cmp.delta
             worse_low = min(-sign * cmp.low, -sign * cmp.high)
-            tol = _tolerance(config, task, metric, cmp.base, "gate config")
+            tol = _tolerance(config, task, metric, cmp.base)
             failed = worsening > tol and worse_low > tol
             note = "" if cmp.mde <= tol else f"n={cmp.n} too small to detect a change of {tol:.4g} (MDE {cmp.mde:.4g})"
             rows.append(Row(task, metric, higher, cmp.base, cmp.candidate, cmp.delta, cmp.low, cmp.high, worsening,
@@ -226,7 +278,7 @@ def _knowledge_row(base: R.ModelRun, cand: R.ModelRun, config: dict) -> Row:
     sign = 1.0 if higher else -1.0
     worsening, worse_low = -sign * est.value, min(-sign * est.low, -sign * est.high)
     tol = _tolerance({"task_tolerance": {}, "tolerance": {metric: rule["tolerance"]}}, task, metric,
-                     gap(b, "seen") - gap(b, "unseen"), "gate config knowledge")
+                     gap(b, "seen") - gap(b, "unseen"))
     failed = worsening > tol and worse_low > tol
     return Row(task, f"{metric} seen-unseen (knowledge)", higher, gap(b, "seen") - gap(b, "unseen"),
                gap(c, "seen") - gap(c, "unseen"), est.value, est.low, est.high, worsening, tol, float("nan"),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 from harness_ext import metrics
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, columns, resample_weights, statistic
@@ -52,6 +51,8 @@ def _kind(metric: str) -> str:
 
 
 def _interval(draws: np.ndarray) -> tuple[float, float]:
+    import numpy as np
+
     finite = draws[np.isfinite(draws)]
     if finite.size < draws.size / 2:  # mostly undefined (e.g. a gap that is often <= 0)
         return float("nan"), float("nan")
@@ -63,6 +64,8 @@ def diff_in_diff(metric: str, base_seen: list, model_seen: list, base_unseen: li
                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Estimate:
     """(model - base) on seen minus (model - base) on unseen questions; each list in its group's question order,
     base and model over the same questions. Corpus metrics (perplexity) are recomputed on every resample."""
+    import numpy as np
+
     if len(base_seen) != len(model_seen) or len(base_unseen) != len(model_unseen) or not base_seen or not base_unseen:
         raise ValueError("diff_in_diff needs paired, non-empty seen and unseen lists")
     kind = _kind(metric)
@@ -82,6 +85,8 @@ def gap_closure(closed_base: list[float], closed_model: list[float], open_base: 
                 n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Estimate:
     """(closed model - closed base) / (open base - closed base) over the same (seen) questions. Undefined (nan) when
     the passage does not help the base (denominator <= 0)."""
+    import numpy as np
+
     if not (len(closed_base) == len(closed_model) == len(open_base)) or not closed_base:
         raise ValueError("gap_closure needs three equal, non-empty lists")
     cb, cm, ob = (columns("mean", v) for v in (closed_base, closed_model, open_base))

@@ -20,6 +20,30 @@ from lm_eval.models.huggingface import HFLM
 
 
 class PrefixSharingHFLM(HFLM):
+    def join_process_group(self) -> None:
+        """Data-parallel evaluation (torchrun, accelerate launch): this process is one rank of the initialised
+        torch.distributed group; lm-eval shards each task's documents by rank and gathers the samples on rank 0.
+        (HFLM leaves a model object it is given single-process, and gathers through an accelerate Accelerator.)"""
+        import torch.distributed as dist
+
+        self._rank, self._world_size = dist.get_rank(), dist.get_world_size()
+
+    def all_gather(self, tensor):
+        if self.world_size <= 1:
+            return tensor
+        import torch
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
         if self.backend != "causal":
             return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)

@@ -176,6 +176,26 @@ def _convert(gguf: Path, target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@lru_cache(maxsize=8)
+def module_names(pretrained: str, gguf_file: str | None = None) -> tuple[str, frozenset[str]]:
+    """(model_type, the short names of its modules) from the model's config alone, weights on the meta device. A GGUF
+    base's config comes from its converted folder when cached (parsing a GGUF's metadata, its vocabulary included,
+    takes seconds)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if gguf_file and (_cache_entry(pretrained, gguf_file) / "fm5_base.json").is_file():
+        config = AutoConfig.from_pretrained(_cache_entry(pretrained, gguf_file))
+    elif gguf_file:
+        gguf = gguf_path(pretrained, gguf_file)
+        config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    else:
+        config = AutoConfig.from_pretrained(pretrained)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    return config.model_type, frozenset(n.rsplit(".", 1)[-1] for n, _ in skeleton.named_modules())
+
+
 def resolve_pretrained(pretrained: str, gguf_file: str | None = None) -> str:
     """The folder or hub id to load with plain `from_pretrained`: GGUF bases go through the conversion cache."""
     return str(converted_base(pretrained, gguf_file)) if gguf_file else pretrained
@@ -212,10 +232,28 @@ def load_base(pretrained: str, gguf_file: str | None = None, dtype: str = "float
 
 
 def check_adapter_dir(path: str | os.PathLike) -> Path:
+    """A PEFT adapter folder that PEFT can read: a JSON config with a `peft_type`, and weights whose safetensors
+    header is intact (checked without loading them)."""
+    from harness_ext.files import read_json
+
     path = Path(path)
-    if not (path / "adapter_config.json").is_file():
+    config_file = path / "adapter_config.json"
+    if not config_file.is_file():
         raise ModelError(f"{path}: not a PEFT adapter (no adapter_config.json)")
-    if not any((path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+    config = read_json(config_file, ModelError, allow_nan=False)
+    if not isinstance(config, dict) or not isinstance(config.get("peft_type"), str):
+        raise ModelError(f"{config_file}: not a PEFT adapter config (no peft_type)")
+    weights = path / "adapter_model.safetensors"
+    if weights.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(weights), framework="pt") as fh:
+                if not list(fh.keys()):
+                    raise ModelError(f"{weights}: holds no tensors")
+        except SafetensorError as err:
+            raise ModelError(f"{weights}: unreadable safetensors file ({str(err)[:120]})") from None
+    elif not (path / "adapter_model.bin").is_file():
         raise ModelError(f"{path}: PEFT adapter without weights (no adapter_model.safetensors)")
     return path
 

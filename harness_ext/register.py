@@ -136,3 +136,25 @@ def uninstall(target_root: Path | None = None) -> str:
     _remove(st.target)
     left = " (other files in it were kept)" if st.target.exists() else ""
     return f"removed {st.target}{left}"
+
+
+# ------------------------------------------------------------------------------------------------- fm5 tasks
+
+
+def add_arguments(p) -> None:
+    p.description = ("install: link the fm5_qa task folder into the lm-eval of this environment (a real folder of "
+                     "symlinks, so stock `lm_eval --tasks fm5_qa_open,...` works from any directory and upgrades of "
+                     "this package need no re-install); uninstall: remove exactly what install made; no argument: "
+                     "say where the tasks are registered.")
+    p.add_argument("action", nargs="?", choices=("install", "uninstall"))
+
+
+def main(args) -> int:
+    if args.action == "install":
+        print(install())
+    elif args.action == "uninstall":
+        print(uninstall())
+    else:
+        print(status().describe())
+    return 0
+

@@ -8,11 +8,12 @@ and the gate use it; neither parses lm-eval files itself.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness_ext import metrics
+from harness_ext import files, metrics, runs
 from harness_ext.errors import Fm5Error, UsageError
 
 METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, family)
@@ -100,12 +101,10 @@ class ModelRun:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: unreadable ({err})") from None
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    data = files.read_json(path, ResultsError)
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def parse_model_args(text: str) -> dict:
@@ -127,39 +126,68 @@ def parse_model_args(text: str) -> dict:
 def model_label(model_args: dict, fallback: str) -> str:
     peft = model_args.get("peft")
     if peft:
-        p = Path(str(peft))
-        return f"{p.parent.name}/{p.name}" if p.name.startswith("checkpoint-") or p.name == "document" else p.name
+        return runs.adapter_label(peft)
     if model_args.get("gguf_file"):
         return Path(str(model_args["gguf_file"])).stem
     pretrained = model_args.get("pretrained")
     return Path(str(pretrained)).name if pretrained else fallback
 
 
-def _float(x) -> float:
-    return float(x[0] if isinstance(x, (list, tuple)) else x)
+def _number(x, field: str, integer: bool = False) -> float:
+    """A logged value: a finite number (or a number in a string, as lm-eval logs log-likelihoods)."""
+    if isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    if isinstance(x, bool) or not isinstance(x, (int, float, str)):
+        raise ValueError(f"field {field}: expected a number, got {type(x).__name__}")
+    value = float(x)
+    if not math.isfinite(value) or (integer and (value != int(value) or value < 0)):
+        raise ValueError(f"field {field}: expected a finite number{' (a count)' if integer else ''}, got {x!r:.30}")
+    return int(value) if integer else value
+
+
+def _text(x, field: str) -> str:
+    if not isinstance(x, (str, int)) or isinstance(x, bool):
+        raise ValueError(f"field {field}: expected text, got {type(x).__name__}")
+    text = str(x)
+    if text != text.encode("utf-8", "replace").decode("utf-8"):
+        raise ValueError(f"field {field}: holds an unpaired surrogate escape, not text")
+    return text
 
 
 def _question(sample: dict, family: str, where: str) -> Question:
     try:
         doc = sample["doc"]
         group = doc.get("group")
-        common = {"id": str(doc["id"]), "question": doc["question"], "answer": doc["answer"],
+        common = {"id": _text(doc["id"], "doc.id"), "question": _text(doc["question"], "doc.question"),
+                  "answer": _text(doc["answer"], "doc.answer"),
                   "group": group if group in ("seen", "unseen") else None}
         if family == "mc":
-            choices, gold = [str(c) for c in doc["choices"]], int(doc["gold"])
-            lls = [float(_float(r)) for r in sample["filtered_resps"][: len(choices)]]
+            if not isinstance(doc["choices"], list) or not doc["choices"]:
+                raise ValueError("field doc.choices: expected a list of options")
+            choices = [_text(c, "doc.choices") for c in doc["choices"]]
+            gold = _number(doc["gold"], "doc.gold", integer=True)
+            if gold >= len(choices):
+                raise ValueError(f"field doc.gold: {gold} is not an option index (of {len(choices)})")
+            resps = sample["filtered_resps"]
+            if not isinstance(resps, list) or len(resps) < len(choices):
+                raise ValueError("field filtered_resps: fewer log-likelihoods than options")
+            lls = [_number(r, "filtered_resps") for r in resps[: len(choices)]]
             picked = metrics.argmax(lls)
             return Question(**common, prediction=choices[picked], choices=choices, gold=gold, picked=picked,
-                            values={m: float(sample[m]) for m in metrics.family_metrics("mc")})
-        nll, tokens = sample["perplexity"]
+                            values={m: _number(sample[m], m) for m in metrics.family_metrics("mc")})
+        pair = sample["perplexity"]
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError("field perplexity: expected [answer NLL, answer tokens]")
         prediction = sample["filtered_resps"][0]
         if isinstance(prediction, list):
             prediction = prediction[0]
-        return Question(**common, prediction=str(prediction), values={
-            "perplexity": (float(nll), int(tokens)), "exact_match": float(sample["exact_match"]),
-            "f1": float(sample["f1"])})
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise ResultsError(f"{where}: not an fm5 sample ({type(err).__name__}: {err})") from None
+        return Question(**common, prediction=_text(prediction, "filtered_resps"), values={
+            "perplexity": (_number(pair[0], "perplexity"), _number(pair[1], "perplexity", integer=True)),
+            "exact_match": _number(sample["exact_match"], "exact_match"), "f1": _number(sample["f1"], "f1")})
+    except KeyError as err:
+        raise ResultsError(f"{where}: not an fm5 sample (field {err} missing)") from None
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        raise ResultsError(f"{where}: not an fm5 sample ({err})") from None
 
 
 def _family(values: dict) -> str | None:
@@ -172,16 +200,19 @@ def _family(values: dict) -> str | None:
 
 
 def _read_samples(path: Path, family: str) -> list[Question]:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ResultsError(f"{path}: cannot read ({err.strerror or err})") from None
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ResultsError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
-            out.append(_question(sample, family, f"{path}:{lineno}"))
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        sample = files.loads(lambda: line, where, ResultsError)  # noqa: B023 - called at once
+        if not isinstance(sample, dict):
+            raise ResultsError(f"{where}: expected a JSON object, got {type(sample).__name__}")
+        out.append(_question(sample, family, where))
     return sorted(out, key=lambda q: q.id)
 
 
@@ -202,9 +233,13 @@ def load_run(folder: str | Path) -> ModelRun:
                 model_args = parse_model_args(model_args)
             except UsageError as err:
                 raise ResultsError(f"{results_file}: config.model_args: {str(err).split(': ', 1)[1]}") from None
+        if not isinstance(model_args, dict):
+            raise TypeError("config.model_args is not a mapping")
+        limit = config.get("limit")
         run = ModelRun(
             label=model_label(model_args, folder.name), path=folder, model_args=model_args,
-            limit=config.get("limit"), lm_eval_version=str(res.get("lm_eval_version", "?")),
+            limit=None if limit is None else _number(limit, "config.limit"),
+            lm_eval_version=str(res.get("lm_eval_version", "?")),
             date=str(res.get("date", "")), tasks={},
         )
         for task, values in res["results"].items():
@@ -213,11 +248,15 @@ def load_run(folder: str | Path) -> ModelRun:
                 continue  # a group row or a task that is not an fm5 task
             meta = configs[task].get("metadata") or {}
             n = res.get("n-samples", {}).get(task, {})
+            for key in ("bertscore_backbone", "bertscore_model", "fm5_data_sha256"):
+                if meta.get(key) is not None and not isinstance(meta[key], str):
+                    raise TypeError(f"configs.{task}.metadata.{key} is not text")
             tr = TaskRun(
                 task=task, family=family, version=str(res.get("versions", {}).get(task, meta.get("version"))),
-                aggregate={m: float(values[f"{m},none"]) for m in metrics.family_metrics(family)
-                           if f"{m},none" in values},
-                n_original=int(n.get("original", 0)), n_effective=int(n.get("effective", 0)),
+                aggregate={m: _number(values[f"{m},none"], f"results.{task}.{m}")
+                           for m in metrics.family_metrics(family) if f"{m},none" in values},
+                n_original=_number(n.get("original", 0), "n-samples", integer=True),
+                n_effective=_number(n.get("effective", 0), "n-samples", integer=True),
                 backbone=meta.get("bertscore_backbone"), bertscore_model=meta.get("bertscore_model"),
                 data_sha256=meta.get("fm5_data_sha256"),
             )
@@ -227,7 +266,7 @@ def load_run(folder: str | Path) -> ModelRun:
             else:
                 run.missing_samples.append(task)
             run.tasks[task] = tr
-    except (KeyError, TypeError, AttributeError) as err:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as err:
         raise ResultsError(f"{results_file}: not an lm-eval results file ({type(err).__name__}: {err})") from None
     if not run.tasks:
         raise ResultsError(f"{results_file}: no fm5 task in these results")
@@ -264,15 +303,25 @@ def _backbone_model(tr: TaskRun) -> tuple[str, int]:
     return model, int(layer)
 
 
+_SCORED: dict[tuple, tuple[float, float, float]] = {}  # (backbone, layers, prediction, answer) -> (P, R, F1)
+
+
 def score_bertscore(tr: TaskRun) -> None:
-    """Per-question BERTScore, recomputed from the logged (prediction, answer) pairs with the recorded backbone."""
+    """Per-question BERTScore, recomputed from the logged (prediction, answer) pairs with the recorded backbone.
+    Pairs already scored in this process (the same answers in several runs, the gate's two runs) are reused."""
     todo = [q for q in tr.questions if q.bertscore is None] if tr.family == "qa" else []
     if not todo:
         return
     model, layers = _backbone_model(tr)
-    p, r, f = metrics.bertscore([q.prediction.strip() for q in todo], [q.answer.strip() for q in todo], model, layers)
-    for q, scores in zip(todo, zip(p, r, f)):
-        q.bertscore = scores
+    keys = [(model, layers, q.prediction.strip(), q.answer.strip()) for q in todo]
+    new = list(dict.fromkeys(k for k in keys if k not in _SCORED))
+    if new:
+        p, r, f = metrics.bertscore([k[2] for k in new], [k[3] for k in new], model, layers)
+        if len(_SCORED) > 100_000:
+            _SCORED.clear()
+        _SCORED.update(zip(new, zip(p, r, f)))
+    for q, key in zip(todo, keys):
+        q.bertscore = _SCORED[key]
 
 
 def per_question(tr: TaskRun, metric: str) -> list:
@@ -293,15 +342,8 @@ def corpus_value(metric: str, values: list) -> float:
 
 
 def training_run(run: ModelRun) -> dict | None:
-    """fm5_run.json of the adapter this run evaluated: next to it, or in the training output_dir above a checkpoint
-    or the document stage's adapter."""
-    if not run.adapter:
-        return None
-    adapter = Path(str(run.adapter))
-    for candidate in (adapter / "fm5_run.json", adapter.parent / "fm5_run.json"):
-        if candidate.is_file():
-            return _read_json(candidate)
-    return None
+    """fm5_run.json of the adapter this run evaluated (harness_ext.runs.run_of_adapter)."""
+    return runs.run_of_adapter(run.adapter) if run.adapter else None
 
 
 def training_ids(run: ModelRun) -> set[str] | None:

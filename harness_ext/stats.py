@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 Z_95, Z_POWER_80 = 1.959964, 0.841621
 DEFAULT_RESAMPLES, DEFAULT_SEED = 10_000, 12345
@@ -30,6 +29,8 @@ class Comparison:
 
 
 def columns(kind: str, values: list) -> np.ndarray:
+    import numpy as np
+
     if kind == "perplexity":
         return np.asarray(values, dtype=float).reshape(-1, 2)
     return np.asarray(values, dtype=float).reshape(-1, 1)
@@ -37,6 +38,8 @@ def columns(kind: str, values: list) -> np.ndarray:
 
 def statistic(kind: str, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Corpus value for each row of resample weights (counts of each question in the resample)."""
+    import numpy as np
+
     sums = weights @ cols
     if kind == "perplexity":
         return np.exp(sums[:, 0] / sums[:, 1])
@@ -46,6 +49,8 @@ def statistic(kind: str, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
 def resample_weights(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
     """(n_resamples, n) counts: how often each question is drawn in each resample. Fixed seed: same inputs, same
     intervals."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_resamples, n))
     flat = (np.arange(n_resamples)[:, None] * n + idx).ravel()
@@ -55,6 +60,8 @@ def resample_weights(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = D
 def paired_bootstrap(kind: str, base: list, candidate: list, n_resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> Comparison:
     """Compare two runs over the same questions (same order). ``kind`` is "mean" or "perplexity"."""
+    import numpy as np
+
     if len(base) != len(candidate) or not base:
         raise ValueError(f"paired bootstrap needs two equal, non-empty lists ({len(base)} vs {len(candidate)})")
     b, c = columns(kind, base), columns(kind, candidate)

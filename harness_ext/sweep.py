@@ -12,12 +12,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_ext import models, prompts, tasks_path
+from harness_ext import ALL_TASKS, models, prompts, runs, tasks_path
 from harness_ext.errors import UsageError
 
 log = logging.getLogger("fm5.eval")
@@ -53,12 +54,12 @@ def expand_adapters(paths: list[str]) -> list[Target]:
         path = Path(raw)
         if not path.is_dir():
             raise models.ModelError(f"{path}: adapter or checkpoint folder not found")
-        checkpoints = sorted((p for p in path.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                             key=lambda p: int(p.name.split("-")[-1]))
-        if (path / "document" / "adapter_config.json").is_file():  # the document stage's adapter, before QA
-            targets.append(Target(f"{path.name}/document", models.check_adapter_dir(path / "document")))
+        checkpoints = runs.checkpoints(path)
+        document = runs.document_adapter(path)
+        if document:  # the document stage's adapter, before QA
+            targets.append(Target(runs.adapter_label(document), models.check_adapter_dir(document)))
         for ckpt in checkpoints:
-            targets.append(Target(f"{path.name}/{ckpt.name}", models.check_adapter_dir(ckpt)))
+            targets.append(Target(runs.adapter_label(ckpt), models.check_adapter_dir(ckpt)))
         if (path / "adapter_config.json").is_file() or not checkpoints:
             targets.append(Target(path.name, models.check_adapter_dir(path)))
     labels = [t.label for t in targets]
@@ -98,7 +99,14 @@ def _lm_eval_options(extra: list[str]) -> argparse.Namespace:
 
 
 def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output_path: str, opts,
-                 include_base: bool = True) -> list[Path]:
+                 include_base: bool = True, overwrite: bool = False) -> list[Path]:
+    """Evaluate the base (unless ``include_base`` is False) and every adapter into ``output_path/<model>/``. A model
+    whose folder exists is kept (skipped) unless ``overwrite``; new results appear under their final name only
+    when complete (`_staging`).
+
+    Under torchrun / accelerate launch every rank runs this same sequence: lm-eval shards each task's documents by
+    rank, rank 0 converts a GGUF base (the others wait at a barrier), adapters are switched on every rank in step
+    (each `simple_evaluate` synchronises them), and rank 0 gathers the samples and writes the folders."""
     targets = ([Target("base", None)] if include_base else []) + expand_adapters(adapters)
     if not targets:
         raise UsageError("nothing to evaluate: no base (--no-base) and no adapters")
@@ -110,6 +118,8 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
 
     from harness_ext.lm import PrefixSharingHFLM
 
+    rank, world, device = join_process_group(opts.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
     # one task index for all models: building it scans every lm-eval task folder (~8 s); lm-eval's own tasks are
     # only indexed when a requested task is not ours. Loading the tasks once here checks the data, the split and
     # the probe's options before any model is loaded.
@@ -118,14 +128,33 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
                                include_defaults=any(not t.startswith("fm5_") for t in tasks))
     get_task_dict(tasks, task_manager)
 
-    device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # what happens to each model, decided on every rank before anything is written
+    out_root = Path(output_path)
+    plan, first = [], {}
+    for t in targets:
+        folder = out_root / t.folder
+        digest = _weights_digest(t.adapter) if t.adapter else "base"
+        if folder.exists() and not overwrite:
+            plan.append((t, folder, "keep", None))
+            first.setdefault(digest, folder)
+        elif digest in first:  # e.g. the final adapter saved from the last checkpoint: same weights, same scores
+            plan.append((t, folder, "copy", first[digest]))
+        else:
+            plan.append((t, folder, "evaluate", None))
+            first[digest] = folder
+    if rank == 0 and out_root.is_dir():
+        remove_leftovers(out_root)
+    if world > 1:
+        torch.distributed.barrier()
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     started = time.time()
     pretrained, gguf_file = model_args["pretrained"], model_args.get("gguf_file")
     dtype = model_args.get("dtype", "float32" if device == "cpu" else "bfloat16")
     model, tokenizer = models.load_base(pretrained, gguf_file, dtype=dtype, device=device)
     model.eval()
-    print(f"[fm5 eval] base {pretrained}{' ' + gguf_file if gguf_file else ''} loaded in "
-          f"{time.time() - started:.1f}s", flush=True)
+    say(f"[fm5 eval] base {pretrained}{' ' + gguf_file if gguf_file else ''} loaded in {time.time() - started:.1f}s"
+        + (f" on each of {world} ranks" if world > 1 else ""), flush=True)
 
     peft_model = model
     adapters_only = [t for t in targets if t.adapter is not None]
@@ -139,7 +168,7 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
                     peft_model = PeftModel.from_pretrained(model, str(t.adapter), adapter_name=t.name)
                 else:
                     peft_model.load_adapter(str(t.adapter), adapter_name=t.name)
-            except (RuntimeError, ValueError, KeyError) as err:
+            except (RuntimeError, ValueError, KeyError, TypeError) as err:
                 lines = str(err).strip().splitlines()
                 reason = next((ln.strip() for ln in lines if "size mismatch" in ln), lines[0] if lines else "")
                 reason = reason.replace("torch.Size(", "(")
@@ -149,53 +178,120 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
     # lm-eval's HF backend, scoring requests that share a prompt from one pass over it (harness_ext.lm)
     lm = PrefixSharingHFLM(pretrained=peft_model, tokenizer=tokenizer, batch_size=opts.batch_size, device=device,
                            chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
-    out_root = Path(output_path)
-    written, seen = [], {}
-    for n, t in enumerate(targets, start=1):
-        folder = out_root / t.folder
-        if folder.exists():
-            shutil.rmtree(folder)  # a re-run replaces that model's results, as a fresh lm_eval run would
+    if world > 1:
+        lm.join_process_group()
+    written = []
+    for n, (t, folder, action, source) in enumerate(plan, start=1):
         args = {**model_args, **({"peft": str(t.adapter)} if t.adapter else {})}
-        digest = _weights_digest(t.adapter) if t.adapter else "base"
-        if digest in seen:  # e.g. the final adapter saved from the last checkpoint: same weights, same scores
-            _copy_run(seen[digest], folder, args)
-            print(f"[fm5 eval] {n}/{len(targets)} {t.label}: same weights as {seen[digest].name}, results reused",
-                  flush=True)
-            written.append(folder)
+        written.append(folder)
+        if action == "keep":
+            say(f"[fm5 eval] {n}/{len(plan)} {t.label}: kept {folder} (evaluated before; --overwrite to replace it)",
+                flush=True)
+            continue
+        if action == "copy":
+            if rank == 0:
+                with _staging(folder) as tmp:
+                    _copy_run(source, tmp, args)
+            say(f"[fm5 eval] {n}/{len(plan)} {t.label}: same weights as {source.name}, results reused", flush=True)
             continue
         t0 = time.time()
-        print(f"[fm5 eval] {n}/{len(targets)} {t.label}: evaluating {', '.join(tasks)}", flush=True)
-        tracker = EvaluationTracker(output_path=str(folder / "results.json"))
+        say(f"[fm5 eval] {n}/{len(plan)} {t.label}: evaluating {', '.join(tasks)}", flush=True)
         context = contextlib.nullcontext()
         if t.adapter is None and peft_model is not model:
             context = peft_model.disable_adapter()
         elif t.adapter is not None:
             peft_model.set_adapter(t.name)
-        with context:
+        with (_staging(folder) if rank == 0 else contextlib.nullcontext(None)) as tmp, context:
+            tracker = EvaluationTracker(output_path=str(tmp / "results.json") if tmp else None)
             results = simple_evaluate(
                 model=lm, model_args=args, tasks=tasks, limit=opts.limit, log_samples=True,
                 evaluation_tracker=tracker, apply_chat_template=opts.apply_chat_template,
                 system_instruction=opts.system_instruction, gen_kwargs=opts.gen_kwargs,
                 task_manager=task_manager, batch_size=opts.batch_size, device=device, metadata=metadata,
             )
-        samples = results.pop("samples")
-        tracker.save_results_aggregated(results=results, samples=samples)
-        for task_name in results["configs"]:
-            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-        seen[digest] = folder
-        written.append(folder)
-        summary = ", ".join(
-            f"{task} " + " ".join(f"{m}={vals[m + ',none']:.3f}" for m in SUMMARY_METRICS if m + ",none" in vals)
-            for task, vals in results["results"].items() if any(m + ",none" in vals for m in SUMMARY_METRICS)
-        )
-        print(f"[fm5 eval] {n}/{len(targets)} {t.label}: done in {time.time() - t0:.0f}s ({summary})", flush=True)
-    print(f"[fm5 eval] {len(targets)} model(s) in {time.time() - started:.0f}s -> {out_root}", flush=True)
+            if rank == 0:  # the other ranks' samples were gathered here
+                samples = results.pop("samples")
+                tracker.save_results_aggregated(results=results, samples=samples)
+                for task_name in results["configs"]:
+                    tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+        if rank == 0:
+            summary = ", ".join(
+                f"{task} " + " ".join(f"{m}={vals[m + ',none']:.3f}" for m in SUMMARY_METRICS if m + ",none" in vals)
+                for task, vals in results["results"].items() if any(m + ",none" in vals for m in SUMMARY_METRICS)
+            )
+            say(f"[fm5 eval] {n}/{len(plan)} {t.label}: done in {time.time() - t0:.0f}s ({summary})", flush=True)
+    if world > 1:
+        torch.distributed.barrier()  # every folder is written before any rank returns
+    say(f"[fm5 eval] {len(plan)} model(s) in {time.time() - started:.0f}s -> {out_root}", flush=True)
     return written
+
+
+def join_process_group(device: str | None) -> tuple[int, int, str | None]:
+    """(rank, world size, device) of this process. Under torchrun / accelerate launch (WORLD_SIZE > 1) it joins the
+    process group: NCCL with one GPU per rank (LOCAL_RANK), gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch
+    import torch.distributed as dist
+
+    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu"
+
+
+PARTIAL = ".partial-"  # `.<folder>.partial-<pid>`: a model's results being written (hidden, never read)
+
+
+@contextlib.contextmanager
+def _staging(folder: Path):
+    """A model's results are written into a hidden folder beside ``folder`` and renamed into place once complete;
+    an existing ``folder`` is replaced only then. On an error (or a kill) nothing under the final name changes;
+    leftovers of killed runs are removed by the next run (`remove_leftovers`)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}{PARTIAL}{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if folder.exists():  # --overwrite: the old results stay until the new ones are complete
+        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
+
+
+def remove_leftovers(out_root: Path) -> None:
+    """Hidden partial (or replaced) model folders of killed runs: removed unless their process still runs."""
+    for stale in list(out_root.glob(f".*{PARTIAL}*")) + list(out_root.glob(".*.old-*")):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if stale.is_dir() and not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _copy_run(source: Path, folder: Path, model_args: dict) -> None:
     """Results of identical weights, under this model's name: the same files with its model_args."""
-    folder.mkdir(parents=True)
     for f in source.iterdir():
         if f.name.startswith("results_"):
             res = json.loads(f.read_text())
@@ -205,10 +301,69 @@ def _copy_run(source: Path, folder: Path, model_args: dict) -> None:
             shutil.copy2(f, folder / f.name)
 
 
+def add_arguments(p) -> None:
+    p.epilog = ("lm-eval options passed through: --limit N, --batch_size N (default 8), --gen_kwargs K=V,..., "
+                "--apply_chat_template, --system_instruction TEXT, --metadata JSON, --device DEV; "
+                "--data QA is short for --metadata '{\"fm5_data\": QA}'.")
+    p.add_argument("--model_args", required=True, help="pretrained=...[,gguf_file=...] as for lm_eval --model hf")
+    p.add_argument("--adapters", nargs="*", default=[], help="PEFT adapter dirs or training output dirs")
+    p.add_argument("--tasks", default=",".join(ALL_TASKS),
+                   help="comma-separated lm-eval tasks (default: the multiple-choice probe and the QA tasks)")
+    p.add_argument("--output_path", required=True)
+    p.add_argument("--no-base", dest="base", action="store_false", help="skip the base model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="re-evaluate models whose folder exists (replaced only once the new results are complete); "
+                        "without it they are kept and skipped")
+
+
 def main(args, extra: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     opts = _lm_eval_options(extra)
     model_args = parse_model_args(args.model_args)
     tasks = [t for t in args.tasks.split(",") if t]
-    evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
+                     overwrite=args.overwrite)
+        return 0
+    return _main_rank(model_args, args, tasks, opts)
+
+
+def _main_rank(model_args: dict, args, tasks: list[str], opts) -> int:
+    """One rank of a data-parallel `fm5 eval`. The command's output is one line whatever fails: bad input is
+    reported by rank 0 (every rank checks the same input), an error in one rank by that rank; the others, whose
+    collectives then fail (or whom the launcher stops with SIGTERM), leave quietly, their unfinished folders removed."""
+    import signal
+    import sys
+
+    import torch.distributed as dist
+
+    from harness_ext.errors import Fm5Error
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the launcher stops us: clean up, then leave
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
+                     overwrite=args.overwrite)
+    except Fm5Error:
+        if rank == 0:
+            raise
+        return 2
+    except Exception as err:  # noqa: BLE001 - one line for the whole job, see above
+        if _peer_failed(err):
+            return 1
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        print(f"fm5 eval: error: rank {rank}: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     return 0
+
+
+def _peer_failed(err: Exception) -> bool:
+    """A collective that failed because another rank is gone (gloo: the connection closed; NCCL: aborted)."""
+    import torch.distributed as dist
+
+    text = str(err).lower()
+    return isinstance(err, getattr(dist, "DistError", ())) or any(
+        w in text for w in ("connection closed", "connection reset", "broken pipe", "peer", "nccl"))

@@ -8,6 +8,7 @@ label decided; the Jinja2 template only loops and prints (autoescape on, StrictU
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from harness_ext import ALL_TASKS
 from harness_ext import knowledge as K
 from harness_ext import results as R
+from harness_ext import runs as run_layout
 from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
 from harness_ext.stats import paired_bootstrap
@@ -211,23 +213,14 @@ class TrainingRun:
 
 
 def _read_training(path: Path) -> TrainingRun:
-    def read(name):
-        f = path / name
-        if not f.is_file():
-            return None
-        try:
-            return json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise R.ResultsError(f"{f}: unreadable JSON ({err})") from None
-
-    return TrainingRun(path, read("trainer_state.json"), read("fm5_run.json"))
+    return TrainingRun(path, run_layout.read_state(path), run_layout.read_run(path))
 
 
 def collect(paths: list[str]) -> tuple[list[R.ModelRun], list[TrainingRun]]:
     runs, trainings = [], []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir() and ((path / "trainer_state.json").is_file() or (path / "fm5_run.json").is_file()):
+        if run_layout.is_training_run(path):
             trainings.append(_read_training(path))
             continue
         runs.extend(R.find_runs(path))
@@ -448,13 +441,8 @@ def _chart(title: str, y_label: str, lines: dict[str, list[tuple[float, float]]]
 
 def _order(run: R.ModelRun) -> tuple[str, int]:
     """A training run's models in training order: its document stage, its checkpoints by step, its final adapter."""
-    step = _step(run.label)
+    step = run_layout.checkpoint_step(run.label)
     return run.label.split("/")[0], -1 if run.label.endswith("/document") else 1 << 60 if step is None else step
-
-
-def _step(label: str) -> int | None:
-    tail = label.rsplit("checkpoint-", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
 
 
 def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingRun]) -> list[Chart]:
@@ -466,7 +454,7 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingR
         c = _chart(f"Loss by step: {tr.path.name}", "loss (nats/token)", loss)
         if c:
             out.append(c)
-    checkpoints = [(s, r) for r in others if (s := _step(r.label)) is not None]
+    checkpoints = [(s, r) for r in others if (s := run_layout.checkpoint_step(r.label)) is not None]
     if checkpoints:
         for metric in CHART_METRICS:
             lines = {}
@@ -615,7 +603,7 @@ def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tup
                      f"base {run.get('base_model', {}).get('model_name_or_path')} "
                      f"{run.get('base_model', {}).get('gguf_file') or ''}; LoRA r={adapter.get('r')} "
                      f"alpha={adapter.get('lora_alpha')} on {adapter.get('target_modules')}; "
-                     f"data sha256 {run.get('data', {}).get('sha256', '?')[:16]}; "
+                     f"data sha256 {(run['data'].get('sha256') or '?')[:16]}; "
                      f"{len(run.get('split', {}).get('train_ids', []))} train / "
                      f"{len(run.get('split', {}).get('test_ids', []))} test ids; commit {run.get('git_commit')}; "
                      f"{run.get('wall_time_s')} s"))
@@ -652,12 +640,18 @@ def build(paths: list[str], base_path: str | None = None) -> Report:
 # ----------------------------------------------------------------------------------------------------- output
 
 
-def render_html(report: Report) -> str:
+@functools.lru_cache(maxsize=1)
+def _template():
+    """The report template, compiled once per process (Jinja's own template cache lives in its Environment)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(r=report)
+    return env.get_template("report.html.j2")
+
+
+def render_html(report: Report) -> str:
+    return _template().render(r=report)
 
 
 def render_markdown(report: Report) -> str:
@@ -673,6 +667,13 @@ def render_markdown(report: Report) -> str:
             lines.append(f"| {line.model} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-o", "--output", required=True, help="HTML file to write")
+    p.add_argument("--base", help="which PATH is the baseline (default: the first model)")
+    p.add_argument("--markdown", help="also write the summary table as Markdown")
 
 
 def main(args) -> int:

@@ -110,3 +110,56 @@ def test_conversion_cache_is_reused_and_invalidated(tmp_path, smollm2_gguf, monk
     assert second != first and (second / "model.safetensors").is_file()
     model, _ = models.load_base(str(second))
     assert getattr(model, "hf_quantizer", None) is None and not hasattr(model.config, "quantization_config")
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_killed_sweep_loses_nothing_and_a_rerun_completes(tmp_path, small_qa, smollm2_gguf, random_adapter):
+    """SIGKILL in the middle of a model's evaluation: folders that existed are byte-identical, no partial folder
+    appears under a model's name, and the same command run again completes (keeping what was done)."""
+    import signal
+
+    other = tmp_path / "other-lora"  # other bytes, so it is evaluated, not reused
+    shutil.copytree(random_adapter, other)
+    (other / "adapter_config.json").write_text((other / "adapter_config.json").read_text() + "\n")
+    args = "pretrained={},gguf_file={}".format(*smollm2_gguf)
+    out = tmp_path / "out"
+    settings = ["--tasks", "fm5_qa_mc_closed", "--limit", "2", "--data", str(small_qa)]
+    first = fm5_eval(out, args, extra=settings)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _tree(out / "base")
+
+    cmd = [sys.executable, "-m", "harness_ext.cli", "eval", "--model_args", args, "--adapters", str(random_adapter),
+           str(other), "--output_path", str(out), "--overwrite", *settings]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:  # kill while the base is being re-evaluated (--overwrite)
+            if "1/3 base: evaluating" in line:
+                break
+        import time
+
+        time.sleep(1.5)
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _tree(out / "base") == before
+    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert visible == ["base"]  # nothing under random-lora / other-lora
+
+    rerun = fm5_eval(out, args, random_adapter, other, extra=settings)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "1/3 base: kept" in rerun.stdout
+    assert _tree(out / "base") == before
+    assert sorted(p.name for p in out.iterdir()) == ["base", "other-lora", "random-lora"]  # leftovers removed
+    for name in ("random-lora", "other-lora"):
+        assert load_run(out / name).tasks["fm5_qa_mc_closed"].n_effective == 2
+
+    replaced = fm5_eval(out, args, extra=[*settings, "--overwrite"])
+    assert replaced.returncode == 0 and "1/1 base: evaluating" in replaced.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["base", "other-lora", "random-lora"]
+    assert load_run(out / "base").tasks["fm5_qa_mc_closed"].n_effective == 2

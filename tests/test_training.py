@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO, write_jsonl
-from harness_ext import prompts
+from harness_ext import prompts, runs
 from training import sft
 
 CPU_CONFIG = REPO / "training" / "configs" / "smollm2_cpu.yaml"
@@ -131,7 +131,6 @@ def test_cpu_head_scores_label_positions_only(monkeypatch):
             return chunked.apply(hidden, *rest)
 
     monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
 
     def step():
         model.zero_grad()
@@ -140,9 +139,16 @@ def test_cpu_head_scores_label_positions_only(monkeypatch):
         return out, [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     full, full_grads = step()
-    assert sft.score_label_positions_only()
-    compact, compact_grads = step()
-    assert seen == [2 * 23, (labels[:, 1:] != -100).sum().item()]  # every shifted position, then the labels alone
+    original = trl_utils._use_triton
+    with sft.label_positions_only() as applied:
+        assert applied and trl_utils._use_triton is not original
+        compact, compact_grads = step()
+    assert trl_utils._use_triton is original  # restored: nothing outside training sees the change
+    with sft.label_positions_only(enabled=False) as applied:
+        assert not applied and trl_utils._use_triton is original
+        again, _ = step()
+    # every shifted position, then the labels alone, then (switched off) every position again
+    assert seen == [2 * 23, (labels[:, 1:] != -100).sum().item(), 2 * 23]
     torch.testing.assert_close(compact.loss, full.loss, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(compact.log_probs, full.log_probs, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(compact.entropy, full.entropy, rtol=1e-5, atol=1e-6)
@@ -184,6 +190,7 @@ def test_outputs_and_provenance(trained, train_qa):
     groups = Split(0.1, 42).groups(load_qa(train_qa))
     assert seen == {r["id"] for r in groups["seen"]}  # the tasks' seen/unseen halves
     assert [s["name"] for s in run["stages"]] == ["document", "qa"]
+    assert run["patches"] == {"trl_use_triton_cpu_label_positions_only": True}  # on by default, recorded
     assert run["corpus"]["texts"] > 0 and len(run["corpus"]["sha256"]) == 64 and run["corpus"]["passages_withheld"] >= 2
 
 
@@ -268,11 +275,11 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
            "--output_dir", str(out), *FAST]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not sft.complete_checkpoints(out) and time.time() < deadline and proc.poll() is None:
+    while not runs.complete_checkpoints(out) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     proc.kill()
     proc.wait()
-    assert sft.complete_checkpoints(out), "no checkpoint before the kill"
+    assert runs.complete_checkpoints(out), "no checkpoint before the kill"
     assert not (out / "fm5_run.json").exists()
     half = out / "checkpoint-3"  # a checkpoint cut off mid-write must not be resumed from
     half.mkdir(exist_ok=True)
@@ -390,3 +397,20 @@ def test_a_null_override_sets_a_field_to_null():
     assert overrides == {"max_train_rows": None, "warmup_steps": None}
     script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "max_train_rows": None})
     assert script.max_train_rows is None  # the config says 160
+
+
+def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
+    from harness_ext.cli import main as fm5
+
+    out = tmp_path / "never"
+    assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),
+                "--check"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["test_seen"] == plan["test_unseen"] == 4 and plan["train"] > 0 and plan["document_texts"] > 0
+    assert plan["output_dir_holds"] == "empty" and not out.exists()
+    for bad, field in ((["--lora_r", "-3"], "lora_r"), (["--seen_fraction", "[1]"], "seen_fraction"),
+                       (["--variant", "9"], "variant")):
+        assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),
+                    "--check", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"field {field}" in err[0], err

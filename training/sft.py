@@ -14,9 +14,11 @@ Any field of ScriptArguments or TRL's SFTConfig can be set in the YAML and overr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -27,16 +29,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from harness_ext import data as fm5_data
-from harness_ext import prompts
+from harness_ext import prompts, runs
 from harness_ext.errors import UsageError
-from harness_ext.files import write_atomic
+from harness_ext.files import load_yaml, write_atomic
 
 log = logging.getLogger("fm5.train")
-RUN_FILE = "fm5_run.json"
-DOCUMENT_DIR = "document"  # the document stage's adapter, inside output_dir
-STAGE_FILE = "fm5_stage.json"  # written last in output_dir/document: the stage is complete
-CHECKPOINT_FILES = ("adapter_model.safetensors", "adapter_config.json", "trainer_state.json", "optimizer.pt",
-                    "scheduler.pt")
+CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
 
 
 @dataclass
@@ -76,6 +74,9 @@ class ScriptArguments:
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"],
                                            metadata={"help": "module names to adapt"})
+    cpu_label_positions_only: bool = field(default=True, metadata={
+        "help": "on CPU, TRL's LM head projects only the label positions (same numbers, ~1/3 faster; patches TRL's "
+                "private _use_triton during training only)"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "evaluations without improvement"})
     early_stopping_threshold: float = field(default=0.0, metadata={"help": "minimum eval-loss improvement"})
 
@@ -99,7 +100,10 @@ def _value(text: str):
         except ValueError:
             pass
     if text.strip()[:1] in "[{":
-        return yaml.safe_load(text)
+        try:
+            return load_yaml(text)
+        except (yaml.YAMLError, RecursionError) as err:
+            raise UsageError(f"value {text[:40]!r}: invalid YAML ({str(err).splitlines()[0]})") from None
     return text
 
 
@@ -117,7 +121,10 @@ def _parse_overrides(extra: list[str]) -> dict:
             value, i = extra[i + 1], i + 2
         else:
             value, i = "true", i + 1
-        out[key] = _value(value)
+        try:
+            out[key] = _value(value)
+        except UsageError as err:
+            raise UsageError(f"--{key}: {err}") from None
     return out
 
 
@@ -127,11 +134,13 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     from trl import SFTConfig
 
     try:
-        raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+        raw = load_yaml(Path(config_path).read_bytes().decode("utf-8")) or {}
     except OSError as err:
         raise UsageError(f"{config_path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"{config_path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{config_path}: not UTF-8 (byte {err.start})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise UsageError(f"{config_path}: invalid YAML ({str(err).splitlines()[0] or 'nested too deeply'})") from None
     if not isinstance(raw, dict):
         raise UsageError(f"{config_path}: expected a mapping of settings")
     raw.update(overrides)  # `--key null` sets a field to None
@@ -144,7 +153,9 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
         raise UsageError(f"{config_path}: model_name_or_path is required")
     if not raw.get("output_dir"):
         raise UsageError(f"{config_path}: output_dir is required (in the config or --output_dir)")
-    script = ScriptArguments(**{k: v for k, v in raw.items() if k in ours})
+    ours_given = {k: v for k, v in raw.items() if k in ours}
+    _check_types(ours_given, config_path)
+    script = ScriptArguments(**ours_given)
     if script.variant not in ("open", "closed", "mixed"):
         raise UsageError(f"{config_path}: variant must be open, closed or mixed, not {script.variant!r}")
     try:
@@ -154,6 +165,32 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     except (ValueError, TypeError) as err:
         raise UsageError(f"{config_path}: {str(err).splitlines()[0]}") from None
     return script, sft
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list[str]": (list,)}
+
+
+def _check_types(values: dict, where: str) -> None:
+    """fm5's own settings have the types their fields declare (`float | None` ...); numbers are finite and
+    non-negative (every fm5 number is a size, a fraction, a count, a rate or a seed)."""
+    declared = {f.name: f.type for f in fields(ScriptArguments)}
+    for key, value in values.items():
+        kinds = [k.strip() for k in declared[key].split("|")]
+        if value is None and "None" in kinds:
+            continue
+        ok = any(isinstance(value, _TYPES[k]) and not (isinstance(value, bool) and k != "bool")
+                 for k in kinds if k in _TYPES)
+        if ok and isinstance(value, list):
+            ok = bool(value) and all(isinstance(v, str) and v for v in value)
+        if ok and isinstance(value, int) and not isinstance(value, bool):
+            ok = 0 <= value < 2 ** 63
+        elif ok and isinstance(value, float):
+            ok = math.isfinite(value) and value >= 0
+        if ok and isinstance(value, str):
+            ok = value.isprintable() and value == value.encode("utf-8", "replace").decode("utf-8")
+        if not ok:
+            raise UsageError(f"{where}: field {key}: expected {declared[key].replace('|', 'or')}"
+                             f"{' (finite, >= 0)' if 'int' in kinds or 'float' in kinds else ''}, got {value!r:.60}")
 
 
 def resolve_model_path(name: str) -> str:
@@ -169,36 +206,22 @@ def resolve_model_path(name: str) -> str:
 
 def check_model(script: ScriptArguments) -> str:
     """Fail fast, before loading weights: the model folder, the GGUF file and the LoRA target modules."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from harness_ext.models import gguf_path
+    from harness_ext.models import gguf_path, module_names
 
     path = resolve_model_path(script.model_name_or_path)
-    kwargs = {}
     if script.gguf_file:
         gguf_path(path, script.gguf_file)
-        kwargs["gguf_file"] = script.gguf_file
     elif not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in path:
         raise UsageError(f"model {path}: no such folder")
     try:
-        config = AutoConfig.from_pretrained(path, **kwargs)
+        model_type, names = module_names(path, script.gguf_file)
     except (OSError, ValueError) as err:
         raise UsageError(f"model {path}: {str(err).splitlines()[0]}") from None
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
-    names = {n.rsplit(".", 1)[-1] for n, _ in skeleton.named_modules()}
     missing = [m for m in script.lora_target_modules if m not in names]
     if missing:
-        raise UsageError(f"lora_target_modules {missing} not in {config.model_type} (has e.g. "
+        raise UsageError(f"lora_target_modules {missing} not in {model_type} (has e.g. "
                          f"{sorted(n for n in names if n.endswith('_proj'))})")
     return path
-
-
-def complete_checkpoints(output_dir: Path) -> list[Path]:
-    found = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    done = [p for p in found if all((p / f).is_file() for f in CHECKPOINT_FILES)]
-    return sorted(done, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
@@ -208,12 +231,12 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path 
     if overwrite:
         shutil.rmtree(output_dir)
         return None
-    if (output_dir / RUN_FILE).is_file():
-        raise UsageError(f"{output_dir}: holds a finished run ({RUN_FILE}); pass --overwrite to replace it")
+    if (output_dir / runs.RUN_FILE).is_file():
+        raise UsageError(f"{output_dir}: holds a finished run ({runs.RUN_FILE}); pass --overwrite to replace it")
     if not resume:
         raise UsageError(f"{output_dir}: holds an unfinished run; pass --resume to continue it or --overwrite")
-    done = complete_checkpoints(output_dir)
-    for partial in set(output_dir.glob("checkpoint-*")) - set(done):
+    done = runs.complete_checkpoints(output_dir)
+    for partial in set(runs.checkpoints(output_dir)) - set(done):
         log.warning("removing incomplete checkpoint %s", partial)
         shutil.rmtree(partial)
     return done[-1] if done else None
@@ -268,30 +291,35 @@ def build_rows(rows: list[dict], tokenizer, variant: str, max_length: int | None
 # ------------------------------------------------------------------------------------------------------ speed
 
 
-def score_label_positions_only() -> bool:
-    """Make TRL's fused LM head project only the label positions on CPU too; True once in effect.
+@contextlib.contextmanager
+def label_positions_only(enabled: bool = True):
+    """Within the block, TRL's fused LM head projects only the label positions on CPU too; yields whether it does.
+    TRL's own function is restored on leaving, so nothing outside `trainer.train()` sees the change.
 
     TRL 1.16 scores only the positions that carry a label where Triton runs (CUDA, XPU). Elsewhere it projects every
     position onto the full vocabulary and masks afterwards, so that XLA devices see one tile shape per batch; on a CPU
     that is a third of each training step (the prompt is most of a row). The compact path is exact on any eager
-    device (same per-token values, scattered back into place), so on CPU we take it. Checked by
-    tests/test_training.py::test_cpu_head_scores_label_positions_only; a TRL without the hook leaves it as it is.
+    device (same per-token values, scattered back into place), so on CPU we take it. It hooks TRL's private
+    `trl.trainer.utils._use_triton` (pyproject pins trl to 1.16.x); `cpu_label_positions_only: false` turns it off,
+    and fm5_run.json records whether it was on. Checked by tests/test_training.py::test_cpu_head_*.
     """
     import trl.trainer.utils as trl_utils
 
-    use_triton = getattr(trl_utils, "_use_triton", None)
-    if use_triton is None:
-        log.warning("TRL has no trl.trainer.utils._use_triton; the LM head scores every position on CPU")
-        return False
-    if getattr(use_triton, "fm5_compact", False):
-        return True
+    original = getattr(trl_utils, "_use_triton", None)
+    if not enabled or original is None:
+        if enabled:
+            log.warning("TRL has no trl.trainer.utils._use_triton; the LM head scores every position on CPU")
+        yield False
+        return
 
     def compact(device) -> bool:
-        return use_triton(device) or device.type == "cpu"
+        return original(device) or device.type == "cpu"
 
-    compact.fm5_compact = True
     trl_utils._use_triton = compact
-    return True
+    try:
+        yield True
+    finally:
+        trl_utils._use_triton = original
 
 
 # ------------------------------------------------------------------------------------------------- provenance
@@ -393,24 +421,58 @@ def _stage_config(sft, script: ScriptArguments, output_dir: Path):
     import dataclasses
 
     return dataclasses.replace(
-        sft, output_dir=str(output_dir / DOCUMENT_DIR), num_train_epochs=script.document_epochs,
+        sft, output_dir=str(output_dir / runs.DOCUMENT_DIR), num_train_epochs=script.document_epochs,
         learning_rate=script.document_learning_rate or sft.learning_rate, eval_strategy="no", save_strategy="no",
         load_best_model_at_end=False, dataset_text_field="text", completion_only_loss=None, assistant_only_loss=False,
     )
 
 
-def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = False) -> Path:
-    # 1. check everything before touching the output dir or loading weights
+@dataclass
+class Checked:
+    """Step 1's findings: what training reads and the model it loads."""
+
+    data_path: Path
+    rows: list[dict]
+    documents: list[str]
+    inputs: Inputs
+    model_path: str
+
+
+def check_inputs(script: ScriptArguments) -> Checked:
+    """Step 1 of training, before touching the output dir or loading weights: the data, the split and its halves,
+    the QA rows, the document corpus, the model's config and LoRA targets."""
     data_path = fm5_data.resolve_data_path(script.data)
     rows = fm5_data.load_qa(data_path)
     documents = fm5_data.load_documents(script.document) if script.document else []
     inputs = prepare_inputs(script, rows, documents)  # the split, its seen/unseen halves, QA rows, the corpus
-    model_path = check_model(script)
+    return Checked(data_path, rows, documents, inputs, check_model(script))
+
+
+def check(script: ScriptArguments, sft) -> dict:
+    """`fm5 train --check`: step 1 alone, and what training would do with output_dir; trains nothing."""
+    checked, output_dir = check_inputs(script), Path(sft.output_dir)
+    state = "empty"
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"{output_dir}: output_dir is a file")
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        state = "finished run" if (output_dir / runs.RUN_FILE).is_file() else "unfinished run"
+    inputs = checked.inputs
+    return {"data": str(checked.data_path), "rows": len(checked.rows), "train": len(inputs.train),
+            "eval": len(inputs.eval), "test_seen": len(inputs.groups["seen"]),
+            "test_unseen": len(inputs.groups["unseen"]), "document_texts": len(inputs.documents),
+            "model": checked.model_path, "output_dir": str(output_dir), "output_dir_holds": state}
+
+
+def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = False) -> Path:
+    # 1. check everything before touching the output dir or loading weights
+    checked = check_inputs(script)
+    data_path, rows, documents, inputs, model_path = (checked.data_path, checked.rows, checked.documents,
+                                                      checked.inputs, checked.model_path)
     output_dir = Path(sft.output_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         resume_from = prepare_output_dir(output_dir, resume, overwrite)
     else:  # data-parallel workers: rank 0 alone removes or refuses; the others only look
-        done = complete_checkpoints(output_dir) if resume and not overwrite and output_dir.is_dir() else []
+        done = runs.complete_checkpoints(output_dir) if resume and not overwrite and output_dir.is_dir() else []
         resume_from = done[-1] if done else None
 
     import torch
@@ -447,20 +509,20 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
 
     lora = LoraConfig(r=script.lora_r, lora_alpha=script.lora_alpha, lora_dropout=script.lora_dropout,
                       target_modules=list(script.lora_target_modules), bias="none", task_type="CAUSAL_LM")
-    score_label_positions_only()
     stages = []
 
     # 5. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter
-    doc_dir = output_dir / DOCUMENT_DIR
-    if doc_ds and resume and (doc_dir / STAGE_FILE).is_file():
+    doc_dir = output_dir / runs.DOCUMENT_DIR
+    if doc_ds and resume and (doc_dir / runs.STAGE_FILE).is_file():
         model = PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True)  # done before the interruption
-        stages.append(json.loads((doc_dir / STAGE_FILE).read_text()))
+        stages.append(json.loads((doc_dir / runs.STAGE_FILE).read_text()))
         lora = None
     elif doc_ds:
         doc_trainer = SFTTrainer(model=model, args=_stage_config(sft, script, output_dir), processing_class=tokenizer,
                                  peft_config=lora, train_dataset=Dataset.from_list(doc_ds))
         t0 = time.time()
-        doc_result = doc_trainer.train()
+        with label_positions_only(script.cpu_label_positions_only) as compact_head:
+            doc_result = doc_trainer.train()
         doc_trainer.save_model(str(doc_dir))
         model, lora = doc_trainer.model, None  # the QA stage continues this adapter
         stage = {"name": "document", "texts": len(doc_ds), "epochs": script.document_epochs,
@@ -470,7 +532,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
                  "adapter": str(doc_dir)}
         stages.append(stage)
         if doc_trainer.is_world_process_zero():
-            write_atomic(doc_dir / STAGE_FILE, json.dumps(stage, indent=1) + "\n")
+            write_atomic(doc_dir / runs.STAGE_FILE, json.dumps(stage, indent=1) + "\n")
 
     # 6. the QA stage (the same adapter when a document stage ran)
     callbacks = []
@@ -482,7 +544,8 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         model=model, args=sft, processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
         train_dataset=Dataset.from_list(train_ds), eval_dataset=Dataset.from_list(eval_ds) if eval_ds else None,
     )
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with label_positions_only(script.cpu_label_positions_only) as compact_head:
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
     stages.append({"name": "qa", "rows": len(train_ds), "epochs": sft.num_train_epochs,
@@ -522,33 +585,53 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "resumed_from": str(resume_from) if resume_from else None,
         "torch_threads": torch.get_num_threads(),
+        # the one change made to a library's behaviour, in effect during trainer.train() only (label_positions_only)
+        "patches": {"trl_use_triton_cpu_label_positions_only": compact_head and trainer.args.device.type == "cpu"},
     }
-    write_atomic(output_dir / RUN_FILE, json.dumps(run, indent=1, sort_keys=True, default=str) + "\n")  # written last: its presence marks a finished run
+    write_atomic(output_dir / runs.RUN_FILE, json.dumps(run, indent=1, sort_keys=True, default=str) + "\n")  # written last: its presence marks a finished run
     return output_dir
 
 
-def main(args=None, extra: list[str] | None = None) -> int:
-    """Entry point of `fm5 train` (args from harness_ext.cli) and of `python -m training.sft`."""
-    if args is None:
-        from harness_ext.cli import build_parser
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
+    p.add_argument("--data", help="QA file; default: the config's data, else $FM5_DATA")
+    p.add_argument("--output_dir", help="where the adapter and checkpoints go")
+    p.add_argument("--document", help="JSONL with a `text` field added to the document stage's corpus (e.g. "
+                                      "../shared/fm5/fm5_chunks.jsonl); texts sharing a 13-word span with an unseen "
+                                      "test passage are dropped")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
+    p.add_argument("--check", action="store_true",
+                   help="check the config, the data, the split and the model's config, print the plan, train nothing")
 
-        args, extra = build_parser().parse_known_args(["train", *sys.argv[1:]])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+def main(args, extra: list[str] | None = None) -> int:
+    """Entry point of `fm5 train` and of `python -m training.sft`: the config, then --key value overrides."""
+    check_only = getattr(args, "check", False)
+    logging.basicConfig(level=logging.WARNING if check_only else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s")
     overrides = _parse_overrides(extra or [])
     given = {"data": args.data, "output_dir": args.output_dir, "document": getattr(args, "document", None)}
     overrides.update({k: v for k, v in given.items() if v is not None})
     script, sft = load_config(args.config, overrides)
+    if check_only:
+        print(json.dumps(check(script, sft), indent=1))
+        return 0
     out = train(script, sft, resume=args.resume, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"adapter written to {out}")
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # accelerate launch -m training.sft / torchrun -m training.sft
+    import argparse
+
     from harness_ext.errors import Fm5Error
 
+    parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
     try:
-        sys.exit(main())
+        sys.exit(main(*parser.parse_known_args()))
     except Fm5Error as err:
         print(f"fm5 train: error: {err}", file=sys.stderr)
         sys.exit(2)

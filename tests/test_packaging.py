@@ -1,0 +1,72 @@
+"""The package's promises about itself: bounded dependency ranges that hold the installed versions, a command layer
+on top (no import loop, `fm5 --help` without torch, numpy or lm-eval)."""
+
+import ast
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
+
+from packaging.requirements import Requirement
+
+from conftest import REPO
+
+PACKAGES = ("harness_ext", "training", "reports", "tasks")
+
+
+def test_dependency_ranges_are_bounded_and_hold_the_installed_versions():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(line)
+        assert any(s.operator in ("<", "<=", "~=", "==") for s in req.specifier), f"{line}: no upper bound"
+        installed = version(req.name)
+        assert req.specifier.contains(installed, prereleases=True), f"{req.name} {installed} outside {line}"
+
+
+def _imports() -> dict[str, set[str]]:
+    """module -> the project modules it imports (at the top or inside functions), from the source."""
+    graph = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+            found = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found |= {a.name for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            graph[name] = {m for m in found if m.split(".")[0] in PACKAGES}
+    return graph
+
+
+def test_command_layer_on_top_and_no_import_loop():
+    graph = _imports()
+    modules = set(graph)
+    edges = {m: {d if d in modules else d.rsplit(".", 1)[0] for d in deps} & modules - {m}
+             for m, deps in graph.items()}
+    # harness_ext is the library: only its command layer (the CLI) reaches up into training and reports
+    for module, deps in edges.items():
+        if module.startswith("harness_ext") and module != "harness_ext.cli":
+            assert not {d for d in deps if d.split(".")[0] in ("training", "reports")}, module
+    # no cycle among the modules (depth-first search over the import edges)
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in edges[m]:
+            assert state.get(d) != "open", f"import loop: {' -> '.join(path + [m, d])}"
+            if d not in state:
+                visit(d, path + [m])
+        state[m] = "done"
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [])
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys; from harness_ext import cli; cli.build_parser().format_help(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'lm_eval', 'transformers', "
+            "'trl', 'peft', 'datasets', 'jinja2', 'yaml'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
