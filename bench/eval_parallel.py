@@ -50,6 +50,7 @@ def main() -> None:
     p.add_argument("--max_gen_toks", type=int, default=32)
     p.add_argument("--tasks", default="fm5_qa_mc_closed,fm5_qa_mc_open,fm5_qa_closed,fm5_qa_open")
     args = p.parse_args()
+    args.data = str(Path(args.data).resolve())  # the runs start in the repository root
 
     from harness_ext.models import converted_base, packaged_smollm2
 

@@ -187,6 +187,7 @@ def test_help_states_the_rule():
 # ------------------------------------------------------------------------------------------- real runs
 
 
+@pytest.mark.slow
 def test_real_runs_unchanged_passes_truncated_fails(tmp_path, base_run, small_qa, smollm2_gguf):
     pretrained, gguf = smollm2_gguf
     args = f"pretrained={pretrained},gguf_file={gguf}"

@@ -4,6 +4,8 @@ import pytest
 
 from harness_ext import prompts
 
+pytestmark = pytest.mark.slow  # scores with the packaged model
+
 
 def _requests(tokenizer, rows):
     """Probe-shaped requests: several continuations per prompt (and the prompt's trailing newline alone), plus a

@@ -10,6 +10,8 @@ from harness_ext.metrics import family_metrics
 from harness_ext.models import bertscore_backbone
 from harness_ext.results import load_run
 
+pytestmark = pytest.mark.slow  # stock lm_eval runs
+
 METRICS = family_metrics("qa")
 
 TASKS = {"fm5_qa_open": "open", "fm5_qa_closed": "closed"}

@@ -110,6 +110,7 @@ def test_mc_scores_by_hand():
 _samples, _results = read_samples, read_results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", MC_TASKS)
 def test_logged_loglikelihoods_recompute_every_reported_score(mc_run, smollm2, task):
     _, tokenizer, _ = smollm2
@@ -144,6 +145,7 @@ def test_logged_loglikelihoods_recompute_every_reported_score(mc_run, smollm2, t
     assert meta["version"] == 1.0
 
 
+@pytest.mark.slow
 def test_results_reader_reads_the_probe(mc_run):
     run = load_run(mc_run)
     tr = run.tasks["fm5_qa_mc_closed"]
@@ -153,6 +155,7 @@ def test_results_reader_reads_the_probe(mc_run):
     assert q.prediction == q.choices[q.picked] and 0 <= q.gold < len(q.choices)
 
 
+@pytest.mark.slow
 def test_mc_options_are_the_same_in_every_process(mc_run, small_qa, fm5_cache):
     """Another process (fresh embedding computation, another cache) builds the very options lm_eval used."""
     code = ("import json, sys; from harness_ext.probe import load_docs; "
@@ -180,6 +183,7 @@ def _direct_nll(model, tokenizer, prompt, answer):
     return torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum").item(), len(target)
 
 
+@pytest.mark.slow
 def test_perplexity_matches_a_direct_forward_pass_chatml(base_run, smollm2):
     model, tokenizer, _ = smollm2
     for task, variant in (("fm5_qa_open", "open"), ("fm5_qa_closed", "closed")):
@@ -210,6 +214,7 @@ def tiny_llama3(tmp_path_factory, llama3_tokenizer):
     return model, llama3_tokenizer, path
 
 
+@pytest.mark.slow
 def test_perplexity_matches_a_direct_forward_pass_llama3(tmp_path, tiny_llama3, small_qa):
     model, tokenizer, path = tiny_llama3
     folder = run_lm_eval(tmp_path, small_qa,
@@ -239,6 +244,7 @@ def _fm5_eval(tmp_path, data_path, *extra):
          "--limit", "1", *extra], capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_bad_probe_input_exits_2_with_one_line(tmp_path, shared_rows, small_qa, fm5_cache):
     tiny = write_jsonl(tmp_path / "tiny.jsonl", shared_rows[:3])
     cases = [

@@ -11,6 +11,8 @@ import pytest
 
 from harness_ext import register, tasks_path
 
+pytestmark = pytest.mark.slow  # stock lm_eval in a shadow install
+
 REAL_LM_EVAL = register.lm_eval_tasks_dir().parent
 
 

@@ -138,6 +138,7 @@ def test_cli_writes_html_and_markdown(fixture_runs, tmp_path):
     assert "**fm5_qa_closed**" in text and "| run |" in text
 
 
+@pytest.mark.slow
 def test_report_on_a_real_lm_eval_run(base_run, tmp_path):
     report = B.build([str(base_run)])
     assert report.models and report.questions and not report.knowledge  # one model: no comparison
@@ -184,6 +185,7 @@ def test_missing_samples_and_version_mismatch_are_reported(tmp_path, shared_rows
     assert "Missing samples" in html and "no interval" in html
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(chromium() is None, reason="Debian chromium is not installed (.ci/run installs it)")
 def test_real_browser_loads_report_offline(report, tmp_path):
     page = tmp_path / "report.html"

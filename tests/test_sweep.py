@@ -14,6 +14,8 @@ from harness_ext.results import load_run
 from harness_ext import ALL_TASKS
 from harness_ext.metrics import family_metrics
 
+pytestmark = pytest.mark.slow  # fm5 eval runs with the packaged model
+
 TASKS = ALL_TASKS  # fm5 eval's default: the QA tasks and the multiple-choice probe
 SETTINGS = ["--limit", "2", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8"]
 

@@ -87,6 +87,7 @@ def test_long_passage_is_shortened_question_and_answer_kept(smollm2, shared_rows
     assert shortened == 1 and len(built) == 2  # mixed: an open and a closed row for each question
 
 
+@pytest.mark.slow
 def test_padding_free_batch_gives_the_padded_loss(smollm2, shared_rows, tmp_path):
     """`--padding_free true` (one flat row per batch, no pad tokens) trains on exactly the padded batch's loss."""
     from datasets import Dataset
@@ -168,6 +169,7 @@ def trained(tmp_path_factory, train_qa, fm5_cache, smollm2):
     return out
 
 
+@pytest.mark.slow
 def test_outputs_and_provenance(trained, train_qa):
     assert (trained / "adapter_model.safetensors").is_file() and (trained / "adapter_config.json").is_file()
     assert sorted(p.name for p in trained.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
@@ -194,6 +196,7 @@ def test_outputs_and_provenance(trained, train_qa):
     assert run["corpus"]["texts"] > 0 and len(run["corpus"]["sha256"]) == 64 and run["corpus"]["passages_withheld"] >= 2
 
 
+@pytest.mark.slow
 def test_both_stages_moved_the_adapter(trained):
     from safetensors.torch import load_file
 
@@ -205,6 +208,7 @@ def test_both_stages_moved_the_adapter(trained):
     assert any(not torch.equal(doc[k], final[k]) for k in doc)  # and the QA stage continued it
 
 
+@pytest.mark.slow
 def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
     """On the shared file and the whole manual: no unseen passage (nor a chunk sharing a 13-word span with one) in
     the document stage, no held-out question or answer anywhere, the seen passages read."""
@@ -228,6 +232,7 @@ def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
     assert inputs.corpus.document_dropped > 0 and len(texts) == inputs.corpus.passages + inputs.corpus.document_texts
 
 
+@pytest.mark.slow
 def test_adapter_moved_base_did_not_and_merge_is_exact(trained, smollm2):
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -251,6 +256,7 @@ def test_adapter_moved_base_did_not_and_merge_is_exact(trained, smollm2):
         assert torch.equal(value, before[name])
 
 
+@pytest.mark.slow
 def test_every_checkpoint_loads_as_a_peft_adapter(trained, smollm2):
     from peft import PeftModel
 
@@ -264,11 +270,13 @@ def test_every_checkpoint_loads_as_a_peft_adapter(trained, smollm2):
         peft_model.unload()
 
 
+@pytest.mark.slow
 def test_finished_run_is_refused_without_overwrite(trained, train_qa):
     proc = fm5_train("--data", str(train_qa), "--output_dir", str(trained), *FAST)
     assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
     out = tmp_path / "resumed"
     cmd = [sys.executable, "-m", "harness_ext.cli", "train", "--config", str(CPU_CONFIG), "--data", str(train_qa),
@@ -314,6 +322,7 @@ BAD_DATA = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_DATA)
 def test_bad_data_fails_fast_with_one_line(tmp_path, case):
     data = tmp_path / "bad.jsonl"
@@ -332,6 +341,7 @@ def test_bad_data_fails_fast_with_one_line(tmp_path, case):
     ("\nlora_target_modules: [q_proj, not_a_module]\n", "not_a_module"),
     ("\ngguf_file: missing.gguf\n", "missing.gguf"),
 ])
+@pytest.mark.slow
 def test_bad_config_fails_fast(tmp_path, train_qa, extra, words):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config",
@@ -341,6 +351,7 @@ def test_bad_config_fails_fast(tmp_path, train_qa, extra, words):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_missing_data_file_and_unknown_override(tmp_path):
     out = tmp_path / "out"
     proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out))
@@ -349,6 +360,7 @@ def test_missing_data_file_and_unknown_override(tmp_path):
     assert proc.returncode == 2 and "no_such_option" in proc.stderr
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     """Data-parallel over gloo, as users run DDP with `accelerate launch --multi_gpu` or torchrun."""
     import socket
@@ -373,6 +385,7 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     check_adapter_dir(out)
 
 
+@pytest.mark.slow
 def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train_qa):
     """The GPU config holds the notebook's settings; on this CPU-only, offline machine it stops with one line."""
     import yaml
