@@ -68,7 +68,8 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
 # document stage's adapter and the final adapter on the probe and the QA tasks (a subset of the test split) -> HTML
 # report, whose first line per model is the knowledge verdict (seen vs unseen questions). The budget is measured on
 # 2 cores, see README "The demo's budget".
-DEMO_TRAIN_ROWS, DEMO_EPOCHS, DEMO_DOCUMENT_TEXTS, DEMO_QUESTIONS, DEMO_MAX_GEN_TOKS = 64, 2, 48, 16, 64
+DEMO_TRAIN_ROWS, DEMO_EPOCHS, DEMO_DOCUMENT_TEXTS, DEMO_DOCUMENT_EPOCHS = 64, 2, 48, 3
+DEMO_QUESTIONS, DEMO_MAX_GEN_TOKS = 16, 64
 
 
 def _cmd_demo(args) -> int:
@@ -90,7 +91,7 @@ def _cmd_demo(args) -> int:
     print(f"fm5 demo: {data_path} ({len(rows)} rows: {len(groups['train'])} train, {len(groups['test'])} test = "
           f"{len(groups['seen'])} seen + {len(groups['unseen'])} unseen)")
     print(f"  subsampled to fit 10 minutes on 2 CPU cores: the document stage reads {DEMO_DOCUMENT_TEXTS} passages "
-          f"(the {len(groups['seen'])} seen test passages among them; 3 epochs), the QA stage {DEMO_TRAIN_ROWS} of the "
+          f"(the {len(groups['seen'])} seen test passages among them; {DEMO_DOCUMENT_EPOCHS} epochs), the QA stage {DEMO_TRAIN_ROWS} of the "
           f"training rows (closed-book, {DEMO_EPOCHS} epochs, no checkpoints); the evaluation covers the first "
           f"{DEMO_QUESTIONS} of {len(groups['test'])} test questions per task, answers capped at {DEMO_MAX_GEN_TOKS} "
           f"tokens. Use `fm5 train` / `fm5 eval` for full runs.")
@@ -98,7 +99,8 @@ def _cmd_demo(args) -> int:
     print("\n== fm5 demo [1/3] training a document + QA LoRA adapter on the packaged SmolLM2-135M", flush=True)
     script, config = sft.load_config(str(sft.CPU_CONFIG), {
         "data": str(data_path), "output_dir": str(out / "train"), "max_train_rows": DEMO_TRAIN_ROWS,
-        "num_train_epochs": DEMO_EPOCHS, "max_document_rows": DEMO_DOCUMENT_TEXTS, "save_strategy": "no",
+        "num_train_epochs": DEMO_EPOCHS, "max_document_rows": DEMO_DOCUMENT_TEXTS,
+        "document_epochs": DEMO_DOCUMENT_EPOCHS, "save_strategy": "no",
         "disable_tqdm": True})
     run_dir = sft.train(script, config, overwrite=True)
 

@@ -214,7 +214,8 @@ def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
     the document stage, no held-out question or answer anywhere, the seen passages read."""
     from harness_ext.data import SPAN_WORDS, load_documents, span_keys
 
-    script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "document_epochs": 3})
+    script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "document_epochs": 3,
+                                                  "max_document_rows": None})  # the whole corpus
     inputs = sft.prepare_inputs(script, shared_rows, load_documents(shared_qa.parent / "fm5_chunks.jsonl"))
     texts = [d["text"] for d in inputs.documents]
     unseen, seen, test = inputs.groups["unseen"], inputs.groups["seen"], inputs.groups["test"]
