@@ -20,7 +20,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-
 def _cmd_tasks_path(args) -> int:
     from harness_ext import tasks_path
 
