@@ -22,20 +22,21 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         raise
 
 
-def read_json(path: str | os.PathLike, error: type[Exception], allow_nan: bool = True):
-    """The JSON value in a file, or ``error`` with one line naming the file (unreadable, not UTF-8, invalid or too
-    deeply nested JSON; NaN / Infinity too unless ``allow_nan``)."""
-    return loads(Path(path).read_bytes, str(path), error, allow_nan)
-
-
-def loads(read, where: str, error: type[Exception], allow_nan: bool = True):
-    """``read()`` gives bytes or str; ``where`` names the source in the message (`file` or `file:line`)."""
+def read_json(path: str | os.PathLike, error: type[Exception], allow_nan: bool = True) -> dict:
+    """The JSON object in a file, or ``error`` with one line naming the file (unreadable, not UTF-8, invalid or too
+    deeply nested JSON, not an object; NaN / Infinity too unless ``allow_nan``)."""
     try:
-        raw = read()
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text, parse_constant=None if allow_nan else _no_constant)
+        data = Path(path).read_bytes()
     except OSError as err:
-        raise error(f"{where}: cannot read ({err.strerror or err})") from None
+        raise error(f"{path}: cannot read ({err.strerror or err})") from None
+    return loads(data, str(path), error, allow_nan)
+
+
+def loads(data: bytes | str, where: str, error: type[Exception], allow_nan: bool = True) -> dict:
+    """The JSON object in ``data``; ``where`` names the source in the message (`file` or `file:line`)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, parse_constant=None if allow_nan else _no_constant)
     except UnicodeDecodeError as err:
         raise error(f"{where}: not UTF-8 (byte {err.start})") from None
     except json.JSONDecodeError as err:
@@ -44,6 +45,9 @@ def loads(read, where: str, error: type[Exception], allow_nan: bool = True):
         raise error(f"{where}: invalid JSON (nested too deeply)") from None
     except ValueError as err:
         raise error(f"{where}: invalid JSON ({str(err)[:120]})") from None
+    if not isinstance(value, dict):
+        raise error(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _no_constant(name: str):

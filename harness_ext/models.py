@@ -241,7 +241,7 @@ def check_adapter_dir(path: str | os.PathLike) -> Path:
     if not config_file.is_file():
         raise ModelError(f"{path}: not a PEFT adapter (no adapter_config.json)")
     config = read_json(config_file, ModelError, allow_nan=False)
-    if not isinstance(config, dict) or not isinstance(config.get("peft_type"), str):
+    if not isinstance(config.get("peft_type"), str):
         raise ModelError(f"{config_file}: not a PEFT adapter config (no peft_type)")
     weights = path / "adapter_model.safetensors"
     if weights.is_file():

@@ -100,13 +100,6 @@ class ModelRun:
         return self.model_args.get("peft")
 
 
-def _read_json(path: Path) -> dict:
-    data = files.read_json(path, ResultsError)
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def parse_model_args(text: str) -> dict:
     """`--model_args` as lm-eval takes them: a JSON object or `k=v,k=v` (lm-eval's own parser)."""
     text = text.strip()
@@ -209,22 +202,19 @@ def _read_samples(path: Path, family: str) -> list[Question]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        sample = files.loads(lambda: line, where, ResultsError)  # noqa: B023 - called at once
-        if not isinstance(sample, dict):
-            raise ResultsError(f"{where}: expected a JSON object, got {type(sample).__name__}")
-        out.append(_question(sample, family, where))
+        out.append(_question(files.loads(line, where, ResultsError), family, where))
     return sorted(out, key=lambda q: q.id)
 
 
 def load_run(folder: str | Path) -> ModelRun:
     """One model's output folder. If it holds several runs, the newest results file is used."""
     folder = Path(folder)
-    files = sorted(p for p in folder.glob("results_*.json") if _RESULTS.match(p.name))
-    if not files:
+    found = sorted(p for p in folder.glob("results_*.json") if _RESULTS.match(p.name))
+    if not found:
         raise ResultsError(f"{folder}: no lm-eval results_*.json in this folder")
-    results_file = files[-1]
+    results_file = found[-1]
     stamp = _RESULTS.match(results_file.name)["stamp"]
-    res = _read_json(results_file)
+    res = files.read_json(results_file, ResultsError)
     try:
         config, configs = res.get("config", {}), res["configs"]
         model_args = config.get("model_args") or {}

@@ -69,33 +69,24 @@ def adapter_label(adapter: str | Path) -> str:
     return p.name
 
 
-def read_json(path: Path) -> dict:
-    """A JSON object from a run file (no NaN / Infinity), or one-line RunError naming the file."""
-    data = files.read_json(path, RunError, allow_nan=False)
-    if not isinstance(data, dict):
-        raise RunError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def read_run(output_dir: Path) -> dict | None:
     """fm5_run.json of a training output_dir (None if absent), its id lists and stages checked."""
     path = Path(output_dir) / RUN_FILE
     if not path.is_file():
         return None
-    run = read_json(path)
+    run = files.read_json(path, RunError, allow_nan=False)
     for key in ("base_model", "adapter", "data", "split", "corpus"):
         if run.get(key) is not None and not isinstance(run[key], dict):
             raise RunError(f"{path}: field {key}: expected an object")
         if key != "corpus" and run.get(key) is None:
             run[key] = {}  # readers may take run["data"].get(...) without a check
-    for key, value in (("data.sha256", (run.get("data") or {}).get("sha256")), ("git_commit", run.get("git_commit")),
-                       ("base_model.model_name_or_path", (run.get("base_model") or {}).get("model_name_or_path")),
-                       ("base_model.gguf_file", (run.get("base_model") or {}).get("gguf_file"))):
+    for key, value in (("data.sha256", run["data"].get("sha256")), ("git_commit", run.get("git_commit")),
+                       ("base_model.model_name_or_path", run["base_model"].get("model_name_or_path")),
+                       ("base_model.gguf_file", run["base_model"].get("gguf_file"))):
         if value is not None and not isinstance(value, str):
             raise RunError(f"{path}: field {key}: expected text")
-    split = run.get("split") or {}
     for key in ID_LISTS:
-        ids = split.get(key, [])
+        ids = run["split"].get(key, [])
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise RunError(f"{path}: field split.{key}: expected a list of ids (strings)")
     stages = run.get("stages", [])
@@ -114,7 +105,7 @@ def read_state(output_dir: Path) -> dict | None:
     path = Path(output_dir) / STATE_FILE
     if not path.is_file():
         return None
-    state = read_json(path)
+    state = files.read_json(path, RunError, allow_nan=False)
     history = state.get("log_history", [])
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise RunError(f"{path}: field log_history: expected a list of objects")

@@ -116,8 +116,6 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    from harness_ext.lm import PrefixSharingHFLM
-
     rank, world, device = join_process_group(opts.device)
     say = print if rank == 0 else (lambda *a, **k: None)
     # one task index for all models: building it scans every lm-eval task folder (~8 s); lm-eval's own tasks are
@@ -147,39 +145,11 @@ def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output
     if world > 1:
         torch.distributed.barrier()
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     started = time.time()
-    pretrained, gguf_file = model_args["pretrained"], model_args.get("gguf_file")
-    dtype = model_args.get("dtype", "float32" if device == "cpu" else "bfloat16")
-    model, tokenizer = models.load_base(pretrained, gguf_file, dtype=dtype, device=device)
-    model.eval()
-    say(f"[fm5 eval] base {pretrained}{' ' + gguf_file if gguf_file else ''} loaded in {time.time() - started:.1f}s"
-        + (f" on each of {world} ranks" if world > 1 else ""), flush=True)
-
-    peft_model = model
-    adapters_only = [t for t in targets if t.adapter is not None]
-    if adapters_only:
-        from peft import PeftModel
-
-        for i, t in enumerate(adapters_only):  # attach them all first: a bad adapter fails before any evaluation
-            t.name = f"fm5_adapter_{i}"
-            try:
-                if i == 0:
-                    peft_model = PeftModel.from_pretrained(model, str(t.adapter), adapter_name=t.name)
-                else:
-                    peft_model.load_adapter(str(t.adapter), adapter_name=t.name)
-            except (RuntimeError, ValueError, KeyError, TypeError) as err:
-                lines = str(err).strip().splitlines()
-                reason = next((ln.strip() for ln in lines if "size mismatch" in ln), lines[0] if lines else "")
-                reason = reason.replace("torch.Size(", "(")
-                raise models.ModelError(f"{t.adapter}: does not fit base {pretrained} ({reason[:300]})") from None
-        peft_model.eval()
-
-    # lm-eval's HF backend, scoring requests that share a prompt from one pass over it (harness_ext.lm)
-    lm = PrefixSharingHFLM(pretrained=peft_model, tokenizer=tokenizer, batch_size=opts.batch_size, device=device,
-                           chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
-    if world > 1:
-        lm.join_process_group()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    evaluated = [t for t, _, action, _ in plan if action == "evaluate"]
+    lm, model, peft_model = (_load(model_args, evaluated, device, opts.batch_size, world, say) if evaluated
+                             else (None, None, None))  # everything kept or reused: no model needed
     written = []
     for n, (t, folder, action, source) in enumerate(plan, start=1):
         args = {**model_args, **({"peft": str(t.adapter)} if t.adapter else {})}
@@ -242,6 +212,42 @@ def join_process_group(device: str | None) -> tuple[int, int, str | None]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     return dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu"
+
+
+def _load(model_args: dict, targets: list[Target], device: str, batch_size, world: int, say):
+    """(lm, base model, PEFT model) for the models to evaluate: the base once, every adapter attached to it first,
+    so that an adapter that does not fit fails before any evaluation."""
+    from harness_ext.lm import PrefixSharingHFLM
+
+    started = time.time()
+    pretrained, gguf_file = model_args["pretrained"], model_args.get("gguf_file")
+    dtype = model_args.get("dtype", "float32" if device == "cpu" else "bfloat16")
+    model, tokenizer = models.load_base(pretrained, gguf_file, dtype=dtype, device=device)
+    model.eval()
+    say(f"[fm5 eval] base {pretrained}{' ' + gguf_file if gguf_file else ''} loaded in {time.time() - started:.1f}s"
+        + (f" on each of {world} ranks" if world > 1 else ""), flush=True)
+    from peft import PeftModel
+
+    peft_model = model
+    for i, t in enumerate(t for t in targets if t.adapter is not None):
+        t.name = f"fm5_adapter_{i}"
+        try:
+            if i == 0:
+                peft_model = PeftModel.from_pretrained(model, str(t.adapter), adapter_name=t.name)
+            else:
+                peft_model.load_adapter(str(t.adapter), adapter_name=t.name)
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            lines = str(err).strip().splitlines()
+            reason = next((ln.strip() for ln in lines if "size mismatch" in ln), lines[0] if lines else "")
+            reason = reason.replace("torch.Size(", "(")
+            raise models.ModelError(f"{t.adapter}: does not fit base {pretrained} ({reason[:300]})") from None
+    peft_model.eval()
+    # lm-eval's HF backend, scoring requests that share a prompt from one pass over it (harness_ext.lm)
+    lm = PrefixSharingHFLM(pretrained=peft_model, tokenizer=tokenizer, batch_size=batch_size, device=device,
+                           chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
+    if world > 1:
+        lm.join_process_group()
+    return lm, model, peft_model
 
 
 PARTIAL = ".partial-"  # `.<folder>.partial-<pid>`: a model's results being written (hidden, never read)
@@ -366,4 +372,4 @@ def _peer_failed(err: Exception) -> bool:
 
     text = str(err).lower()
     return isinstance(err, getattr(dist, "DistError", ())) or any(
-        w in text for w in ("connection closed", "connection reset", "broken pipe", "peer", "nccl"))
+        w in text for w in ("connection closed", "connection reset", "broken pipe"))

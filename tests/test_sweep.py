@@ -161,6 +161,9 @@ def test_killed_sweep_loses_nothing_and_a_rerun_completes(tmp_path, small_qa, sm
     for name in ("random-lora", "other-lora"):
         assert load_run(out / name).tasks["fm5_qa_mc_closed"].n_effective == 2
 
+    again = fm5_eval(out, args, random_adapter, other, extra=settings)  # everything kept: no model is loaded
+    assert again.returncode == 0 and again.stdout.count(": kept ") == 3 and "loaded in" not in again.stdout
+
     replaced = fm5_eval(out, args, extra=[*settings, "--overwrite"])
     assert replaced.returncode == 0 and "1/1 base: evaluating" in replaced.stdout
     assert sorted(p.name for p in out.iterdir()) == ["base", "other-lora", "random-lora"]
