@@ -107,7 +107,8 @@ def test_fuzz_training_config_and_overrides(tmp_path, small_qa):
     good.write_bytes(_yaml(valid))
     keys = ["learning_rate", "num_train_epochs", "lora_r", "document_epochs", "max_train_rows", "lora_target_modules",
             "seen_fraction", "test_size", "eval_size", "max_length", "split_seed", "variant", "gguf_file", "dtype",
-            "model_name_or_path", "per_device_train_batch_size", "not_a_setting", "data", "lr_scheduler_type"]
+            "model_name_or_path", "per_device_train_batch_size", "not_a_setting", "data", "lr_scheduler_type",
+            "document_schedule"]
     values = ["", "nan", "inf", "-1", "0", "1e999", "[", "{a: [", "null", "true", "x" * 300, "\u00e9", "0x10", "[1,2",
               "{}", "[]", "[q_proj, nope]", "closed", "mixed", "2", "0.5", "1.5", "-0.1", "../..", "[[[[[[[[[[]]]]]]]]]]"]
     argv = ["train", "--data", str(small_qa), "--output_dir", str(tmp_path / "out"), "--check"]

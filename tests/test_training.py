@@ -60,6 +60,31 @@ def test_labels_are_the_answer_and_its_end_token(smollm2, shared_rows, tmp_path,
         assert tokenizer.decode(ids) == prompt + row["answer"].strip() + "<|im_end|>\n"  # the eval prompt exactly
 
 
+def test_prepared_rows_are_trls_own_preparation(smollm2, llama3_tokenizer, shared_rows, tmp_path):
+    """The mixed schedule tokenizes chat rows and document texts itself; both must equal what TRL makes of them."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer, _ = smollm2
+    rows, texts = shared_rows[100:103], [r["passage"] for r in shared_rows[200:202]]
+    for variant in ("open", "closed"):
+        built, _ = sft.build_rows(rows, tokenizer, variant, 1024)
+        trl_rows = _trl_dataset(model, tokenizer, rows, variant, tmp_path).train_dataset
+        assert sft.prepared_rows(built, [], tokenizer) == [{k: ex[k] for k in ("input_ids", "labels")}
+                                                             for ex in trl_rows]
+    args = SFTConfig(output_dir=str(tmp_path / "text"), max_length=1024, report_to="none", use_cpu=True, bf16=False,
+                     dataset_text_field="text")
+    trl_text = SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                          train_dataset=Dataset.from_list([{"text": t} for t in texts])).train_dataset
+    ours = sft.prepared_rows([], texts, tokenizer)
+    assert ours == [{k: ex[k] for k in ("input_ids", "labels")} for ex in trl_text]
+    assert all(r["input_ids"][-1] == tokenizer.eos_token_id and r["labels"] == r["input_ids"] for r in ours)
+    built, _ = sft.build_rows(rows[:1], llama3_tokenizer, "closed", 1024)  # one BOS, the end token a label
+    (row,) = sft.prepared_rows(built, [], llama3_tokenizer)
+    assert row["input_ids"].count(llama3_tokenizer.bos_token_id) == 1
+    assert llama3_tokenizer.decode([t for t in row["labels"] if t != -100]) == rows[0]["answer"].strip() + "<|eot_id|>"
+
+
 def test_llama3_rows_have_one_bos_and_keep_eot(llama3_tokenizer, shared_rows, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -300,6 +325,22 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
     run = json.loads((out / "fm5_run.json").read_text())
     assert run["resumed_from"].endswith("checkpoint-2") and run["global_step"] == 4
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in trained.iterdir())
+
+
+@pytest.mark.slow
+def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, fm5_cache):
+    out = tmp_path / "mixed"
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--document_schedule", "mixed",
+                     "--document_epochs", "2", "--num_train_epochs", "3", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "fm5_run.json").read_text())
+    (stage,) = run["stages"]
+    assert stage["name"] == "mixed" and stage["learning_rate"] == 1e-3  # the document stage's rate
+    assert stage["sequences"] == 2 * stage["texts"] + 3 * stage["rows"] and stage["texts"] == run["corpus"]["texts"]
+    assert not (out / runs.DOCUMENT_DIR).exists() and runs.complete_checkpoints(out)
+    bad = fm5_train("--data", str(train_qa), "--output_dir", str(tmp_path / "x"), "--document_schedule", "mixed",
+                    "--document_epochs", "2.5", "--check")
+    assert bad.returncode == 2 and "document_epochs must be a whole number" in bad.stderr
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -15,6 +15,7 @@ Any field of ScriptArguments or TRL's SFTConfig can be set in the YAML and overr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ from harness_ext.files import load_yaml, write_atomic
 
 log = logging.getLogger("fm5.train")
 CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
+SCHEDULES = ("staged", "mixed")  # document_schedule: the document stage before the QA stage, or both in one
 
 
 @dataclass
@@ -66,6 +68,10 @@ class ScriptArguments:
     document_epochs: float = field(default=0.0, metadata={"help": "epochs of the document stage (0: no stage)"})
     document_learning_rate: float | None = field(default=None, metadata={
         "help": "learning rate of the document stage (default: learning_rate)"})
+    document_schedule: str = field(default="staged", metadata={
+        "help": "staged: the document stage, then the QA stage (one adapter, two trainers); mixed: one stage over the "
+                "document texts (each document_epochs times) and the QA rows (each num_train_epochs times) shuffled "
+                "together, at document_learning_rate; the same rows and steps, interleaved"})
     max_document_rows: int | None = field(default=None, metadata={
         "help": "subsample the document corpus (demo); the seen test passages always stay"})
     max_train_rows: int | None = field(default=None, metadata={"help": "subsample the training rows (demo, tests)"})
@@ -158,12 +164,19 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     script = ScriptArguments(**ours_given)
     if script.variant not in ("open", "closed", "mixed"):
         raise UsageError(f"{config_path}: variant must be open, closed or mixed, not {script.variant!r}")
+    if script.document_schedule not in SCHEDULES:
+        raise UsageError(f"{config_path}: document_schedule must be staged or mixed, not {script.document_schedule!r}")
     try:
         with warnings.catch_warnings():  # transformers' own deprecation notices about SFTConfig defaults
             warnings.simplefilter("ignore", FutureWarning)
             sft = SFTConfig(**{k: v for k, v in raw.items() if k in theirs})
     except (ValueError, TypeError) as err:
         raise UsageError(f"{config_path}: {str(err).splitlines()[0]}") from None
+    if script.document_schedule == "mixed" and script.document_epochs:
+        for key, value in (("document_epochs", script.document_epochs), ("num_train_epochs", sft.num_train_epochs)):
+            if value != int(value) or value < 1:  # the mixed stage repeats rows: whole epochs only
+                raise UsageError(f"{config_path}: {key} must be a whole number >= 1 with document_schedule mixed, "
+                                 f"not {value}")
     return script, sft
 
 
@@ -286,6 +299,27 @@ def build_rows(rows: list[dict], tokenizer, variant: str, max_length: int | None
                 "chat_template_kwargs": dict(prompts.CHAT_TEMPLATE_KWARGS),
             })
     return out, shortened
+
+
+def prepared_rows(built: list[dict], texts: list[str], tokenizer) -> list[dict]:
+    """Rows TRL takes as already prepared, `{"input_ids", "labels"}`, as TRL 1.16 prepares them itself: a
+    prompt/completion row (build_rows) is its chat-template tokens with the prompt's labels -100; a document text is
+    its tokens and the end token, every one a label. The mixed schedule needs this because TRL types a dataset by its
+    first row, so chat rows and plain text share one dataset only once tokenized (tests/test_training.py checks
+    these rows against TRL's own preparation)."""
+    out = []
+    for row in built:
+        kwargs = row["chat_template_kwargs"]
+        prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True,
+                                               return_dict=True, **kwargs)["input_ids"]
+        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True,
+                                             **kwargs)["input_ids"]
+        n = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+        out.append({"input_ids": full, "labels": [-100] * n + full[n:]})
+    for text in texts:
+        ids = tokenizer(text=text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token)["input_ids"]
+        out.append({"input_ids": ids, "labels": list(ids)})
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ speed
@@ -418,8 +452,6 @@ def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[st
 def _stage_config(sft, script: ScriptArguments, output_dir: Path):
     """The document stage's SFTConfig: the QA stage's settings, its own epochs, learning rate and output folder,
     plain-text rows (loss on every token), no eval set (eval loss is the QA rows'), one save at its end."""
-    import dataclasses
-
     return dataclasses.replace(
         sft, output_dir=str(output_dir / runs.DOCUMENT_DIR), num_train_epochs=script.document_epochs,
         learning_rate=script.document_learning_rate or sft.learning_rate, eval_strategy="no", save_strategy="no",
@@ -499,6 +531,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     # 4. prompt/completion rows from the shared prompt builder; long passages shortened, never the answer
     n_withheld = inputs.passages_withheld
     train_ds, n_short = build_rows(train_rows, tokenizer, script.variant, sft.max_length)
+    n_train = len(train_ds)
     eval_ds, n_short_eval = build_rows(eval_rows, tokenizer, script.variant, sft.max_length)
     if n_short or n_short_eval:
         log.warning("shortened the passage of %d training and %d eval rows to fit max_length=%s",
@@ -511,13 +544,15 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
                       target_modules=list(script.lora_target_modules), bias="none", task_type="CAUSAL_LM")
     stages = []
 
-    # 5. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter
+    # 5. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter (mixed schedule: the
+    #    texts join the QA rows in step 6 instead)
+    mixed = script.document_schedule == "mixed" and bool(doc_ds)
     doc_dir = output_dir / runs.DOCUMENT_DIR
-    if doc_ds and resume and (doc_dir / runs.STAGE_FILE).is_file():
+    if doc_ds and not mixed and resume and (doc_dir / runs.STAGE_FILE).is_file():
         model = PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True)  # done before the interruption
         stages.append(json.loads((doc_dir / runs.STAGE_FILE).read_text()))
         lora = None
-    elif doc_ds:
+    elif doc_ds and not mixed:
         doc_trainer = SFTTrainer(model=model, args=_stage_config(sft, script, output_dir), processing_class=tokenizer,
                                  peft_config=lora, train_dataset=Dataset.from_list(doc_ds))
         t0 = time.time()
@@ -534,7 +569,18 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         if doc_trainer.is_world_process_zero():
             write_atomic(doc_dir / runs.STAGE_FILE, json.dumps(stage, indent=1) + "\n")
 
-    # 6. the QA stage (the same adapter when a document stage ran)
+    # 6. the QA stage (the same adapter when a document stage ran), or the mixed stage: every QA row
+    #    num_train_epochs times and every document text document_epochs times in one shuffled pass
+    answer_tokens = None
+    if mixed:
+        qa_epochs = int(sft.num_train_epochs)
+        qa_prepared = prepared_rows(train_ds, [], tokenizer)
+        answer_tokens = sum(sum(t != -100 for t in r["labels"]) for r in qa_prepared)
+        train_ds = qa_prepared * qa_epochs + prepared_rows([], [d["text"] for d in doc_ds], tokenizer) * int(
+            script.document_epochs)
+        eval_ds = prepared_rows(eval_ds, [], tokenizer)
+        sft = dataclasses.replace(sft, num_train_epochs=1,
+                                  learning_rate=script.document_learning_rate or sft.learning_rate)
     callbacks = []
     if script.early_stopping_patience and eval_ds:
         callbacks.append(EarlyStoppingCallback(script.early_stopping_patience, script.early_stopping_threshold))
@@ -548,12 +594,18 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
-    stages.append({"name": "qa", "rows": len(train_ds), "epochs": sft.num_train_epochs,
-                   "learning_rate": sft.learning_rate, "global_step": trainer.state.global_step})
+    if mixed:
+        stages.append({"name": "mixed", "texts": len(doc_ds), "document_epochs": script.document_epochs,
+                       "rows": n_train, "qa_epochs": qa_epochs, "sequences": len(trainer.train_dataset),
+                       "learning_rate": sft.learning_rate,
+                       "global_step": trainer.state.global_step})
+    else:
+        stages.append({"name": "qa", "rows": len(train_ds), "epochs": sft.num_train_epochs,
+                       "learning_rate": sft.learning_rate, "global_step": trainer.state.global_step})
     if not trainer.is_world_process_zero():
         return output_dir
-    label_tokens = sum(sum(1 for t in ex["labels"] if t != -100) for ex in trainer.train_dataset) \
-        if "labels" in trainer.train_dataset.column_names else None
+    if answer_tokens is None and "labels" in trainer.train_dataset.column_names:
+        answer_tokens = sum(sum(1 for t in ex["labels"] if t != -100) for ex in trainer.train_dataset)
     run = {
         "base_model": {"model_name_or_path": script.model_name_or_path, "resolved": model_path,
                        "gguf_file": script.gguf_file, "dtype": script.dtype},
@@ -570,7 +622,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
             "document": None if not script.document else {
                 "path": str(Path(script.document).resolve()), "sha256": fm5_data.file_sha256(script.document),
                 "texts": len(documents)}},
-        "rows": {"variant": script.variant, "train": len(train_ds), "eval": len(eval_ds), "max_length": fitted_length,
+        "rows": {"variant": script.variant, "train": n_train, "eval": len(eval_ds), "max_length": fitted_length,
                  "passages_shortened": n_short + n_short_eval,
                  "passages_withheld_unseen_span": n_withheld},
         "git_commit": _git_commit(),
@@ -580,7 +632,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         "wall_time_s": round(time.time() - started, 1),
         "train_runtime_s": result.metrics.get("train_runtime"),
         "tokens_seen": trainer.state.num_input_tokens_seen or None,
-        "answer_tokens_per_epoch": label_tokens,
+        "answer_tokens_per_epoch": answer_tokens,
         "global_step": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "resumed_from": str(resume_from) if resume_from else None,
