@@ -454,18 +454,21 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingR
         c = _chart(f"Loss by step: {tr.path.name}", "loss (nats/token)", loss)
         if c:
             out.append(c)
-    checkpoints = [(s, r) for r in others if (s := run_layout.checkpoint_step(r.label)) is not None]
+    # one line per training run and task: the steps of two runs are not one curve
+    checkpoints = [(r.label.split("/")[0], s, r) for r in others
+                   if (s := run_layout.checkpoint_step(r.label)) is not None]
+    names = sorted({name for name, _, _ in checkpoints})
     if checkpoints:
         for metric in CHART_METRICS:
             lines = {}
-            for task in _tasks([base, *others]):
+            for task, name in ((t, n) for t in _tasks([base, *others]) for n in names):
                 if _family([base, *others], task) != R.METRICS[metric].family:
                     continue
                 tb = base.tasks.get(task)
                 pts = [(0.0, tb.aggregate[metric])] if tb and metric in tb.aggregate else []
-                pts += [(float(s), r.tasks[task].aggregate[metric]) for s, r in checkpoints
-                        if task in r.tasks and metric in r.tasks[task].aggregate]
-                lines[task] = pts
+                pts += [(float(s), r.tasks[task].aggregate[metric]) for n, s, r in checkpoints
+                        if n == name and task in r.tasks and metric in r.tasks[task].aggregate]
+                lines[task if len(names) == 1 else f"{name}: {task}"] = pts
             c = _chart(f"{metric} by checkpoint", metric, lines, "step 0 is the base model")
             if c:
                 out.append(c)
@@ -670,7 +673,9 @@ def render_markdown(report: Report) -> str:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="an `fm5 eval` or `lm_eval --output_path` folder (one model or a sweep of several), and a "
+                        "training output_dir to read its fm5_run.json (seen/unseen ids, checkpoint order)")
     p.add_argument("-o", "--output", required=True, help="HTML file to write")
     p.add_argument("--base", help="which PATH is the baseline (default: the first model)")
     p.add_argument("--markdown", help="also write the summary table as Markdown")

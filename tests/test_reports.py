@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -112,6 +113,18 @@ def test_knowledge_view_and_curves(report):
     assert "Loss by step: run" in titles and "f1 by checkpoint" in titles
     loss = next(c for c in report.charts if c.title.startswith("Loss"))
     assert [s.name for s in loss.series] == ["train loss", "eval loss"] and len(loss.series[0].dots) == 3
+
+
+def test_checkpoint_curves_keep_training_runs_apart(fixture_runs, shared_rows, tmp_path):
+    root, *_ = fixture_runs
+    other = tmp_path / "evals"
+    for name in ("base", "run__checkpoint-5"):  # the base and one run's checkpoint, and another run's checkpoint
+        shutil.copytree(root / "evals" / name, other / name)
+    write_fake_run(other / "second__checkpoint-7", {t: _qs(shared_rows[:20], 0.6, 3) for t in TASKS},
+                   model_args={"pretrained": "fake-model", "peft": str(tmp_path / "second" / "checkpoint-7")})
+    chart = next(c for c in B.build([str(other)]).charts if c.title == "f1 by checkpoint")
+    steps = {s.name: [d[2].split(",")[0].rsplit(" ", 1)[1] for d in s.dots] for s in chart.series}
+    assert steps["run: fm5_qa_closed"] == ["0", "5"] and steps["second: fm5_qa_closed"] == ["0", "7"]
 
 
 def test_contamination_and_flips(report, shared_rows):
