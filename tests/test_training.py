@@ -462,9 +462,10 @@ def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
                 "--check"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["test_seen"] == plan["test_unseen"] == 4 and plan["train"] > 0 and plan["document_texts"] > 0
+    assert plan["document_schedule"] == "staged"
     assert plan["output_dir_holds"] == "empty" and not out.exists()
     for bad, field in ((["--lora_r", "-3"], "lora_r"), (["--seen_fraction", "[1]"], "seen_fraction"),
-                       (["--variant", "9"], "variant")):
+                       (["--variant", "9"], "variant"), (["--document_schedule", "3"], "document_schedule")):
         assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),
                     "--check", *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -492,6 +492,7 @@ def check(script: ScriptArguments, sft) -> dict:
     return {"data": str(checked.data_path), "rows": len(checked.rows), "train": len(inputs.train),
             "eval": len(inputs.eval), "test_seen": len(inputs.groups["seen"]),
             "test_unseen": len(inputs.groups["unseen"]), "document_texts": len(inputs.documents),
+            "document_schedule": script.document_schedule if inputs.documents else None,
             "model": checked.model_path, "output_dir": str(output_dir), "output_dir_holds": state}
 
 
