@@ -4,8 +4,8 @@ the report read it.
     output_dir/
       adapter_config.json, adapter_model.safetensors   the final adapter
       checkpoint-<step>/                               per-epoch checkpoints (TRL / transformers names)
-      document/ (+ fm5_stage.json, written last)       the document stage's adapter
-      trainer_state.json                               the QA stage's log history
+      document/ (+ fm5_stage.json, written last)       the document stage's adapter (staged schedule)
+      trainer_state.json                               the last stage's log history (QA, or the mixed stage)
       fm5_run.json (written last)                      provenance; its presence marks a finished run
 """
 
@@ -67,6 +67,15 @@ def adapter_label(adapter: str | Path) -> str:
     if checkpoint_step(p.name) is not None or p.name == DOCUMENT_DIR:
         return f"{p.parent.name}/{p.name}"
     return p.name
+
+
+def label_run(label: str) -> str:
+    """The training run a label from adapter_label belongs to (`run` for `run/checkpoint-N`, `run/document`, `run`)."""
+    return label.split("/")[0]
+
+
+def label_is_document(label: str) -> bool:
+    return label.endswith("/" + DOCUMENT_DIR)
 
 
 def read_run(output_dir: Path) -> dict | None:

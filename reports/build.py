@@ -442,7 +442,8 @@ def _chart(title: str, y_label: str, lines: dict[str, list[tuple[float, float]]]
 def _order(run: R.ModelRun) -> tuple[str, int]:
     """A training run's models in training order: its document stage, its checkpoints by step, its final adapter."""
     step = run_layout.checkpoint_step(run.label)
-    return run.label.split("/")[0], -1 if run.label.endswith("/document") else 1 << 60 if step is None else step
+    return (run_layout.label_run(run.label),
+            -1 if run_layout.label_is_document(run.label) else 1 << 60 if step is None else step)
 
 
 def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingRun]) -> list[Chart]:
@@ -455,7 +456,7 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], trainings: list[TrainingR
         if c:
             out.append(c)
     # one line per training run and task: the steps of two runs are not one curve
-    checkpoints = [(r.label.split("/")[0], s, r) for r in others
+    checkpoints = [(run_layout.label_run(r.label), s, r) for r in others
                    if (s := run_layout.checkpoint_step(r.label)) is not None]
     names = sorted({name for name, _, _ in checkpoints})
     if checkpoints:

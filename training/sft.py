@@ -595,14 +595,11 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()
+    last = {"name": "qa", "rows": n_train, "epochs": sft.num_train_epochs}
     if mixed:
-        stages.append({"name": "mixed", "texts": len(doc_ds), "document_epochs": script.document_epochs,
-                       "rows": n_train, "qa_epochs": qa_epochs, "sequences": len(trainer.train_dataset),
-                       "learning_rate": sft.learning_rate,
-                       "global_step": trainer.state.global_step})
-    else:
-        stages.append({"name": "qa", "rows": len(train_ds), "epochs": sft.num_train_epochs,
-                       "learning_rate": sft.learning_rate, "global_step": trainer.state.global_step})
+        last = {"name": "mixed", "texts": len(doc_ds), "document_epochs": script.document_epochs, "rows": n_train,
+                "qa_epochs": qa_epochs, "sequences": len(trainer.train_dataset)}
+    stages.append({**last, "learning_rate": sft.learning_rate, "global_step": trainer.state.global_step})
     if not trainer.is_world_process_zero():
         return output_dir
     if answer_tokens is None and "labels" in trainer.train_dataset.column_names:
