@@ -63,9 +63,9 @@ def main() -> None:
         common = ["eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--adapters", *map(str, adapters),
                   "--tasks", args.tasks, "--limit", str(args.limit), "--batch_size", "8", "--gen_kwargs",
                   f"max_gen_toks={args.max_gen_toks}", "--apply_chat_template", "--data", args.data]
-        one = run([sys.executable, "-m", "harness_ext.cli", *common, "--output_path", str(tmp / "one")], env)
+        one = run([sys.executable, "-m", "fm5", *common, "--output_path", str(tmp / "one")], env)
         torchrun = str(Path(sys.executable).parent / "torchrun")
-        many = run([torchrun, "--nproc_per_node", str(args.processes), "-m", "harness_ext.cli", *common,
+        many = run([torchrun, "--nproc_per_node", str(args.processes), "-m", "fm5", *common,
                     "--output_path", str(tmp / "many")], {**env, "OMP_NUM_THREADS": "1"})
         a, b = aggregates(tmp / "one"), aggregates(tmp / "many")
         same = a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-6 for k in a)

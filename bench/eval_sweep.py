@@ -2,9 +2,11 @@
 
     python bench/eval_sweep.py --data ../shared/fm5/qa_pairs.jsonl [--limit 3] [--max_gen_toks 32]
 
-Same tasks, same --limit, same batch size and generation settings on both sides; the adapters are random LoRA
-adapters over the packaged SmolLM2-135M GGUF. The conversion cache is warmed first (as after any earlier fm5 run)
-and its one-off cost is printed separately. Prints both wall times and, last, `ratio X.XX`.
+The same work on both sides: the same --tasks (default: all four fm5 tasks), --limit, batch size and generation
+settings; the adapters are random LoRA adapters over the packaged SmolLM2-135M GGUF. The conversion cache is warmed
+first (as after any earlier fm5 run) and its one-off cost is printed separately. Prints each model's evaluation time
+on each side (lm-eval's own `total_evaluation_time_seconds`, so the rest of the wall time is start-up and loading),
+both wall times and, last, `ratio X.XX`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness_ext import ALL_TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,6 +44,14 @@ def make_adapters(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+def evaluation_seconds(folder: Path) -> dict[str, float]:
+    """Per model folder under ``folder``: lm-eval's recorded evaluation time."""
+    out = {}
+    for results in sorted(folder.rglob("results_*.json")):
+        out[results.parent.name] = float(json.loads(results.read_text()).get("total_evaluation_time_seconds", "nan"))
+    return out
+
+
 def timed(cmd: list[str], env: dict) -> float:
     started = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -54,6 +66,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=3)
     p.add_argument("--max_gen_toks", type=int, default=32)
     p.add_argument("--batch_size", default="8")
+    p.add_argument("--tasks", default=",".join(ALL_TASKS), help="comma-separated, given to both sides")
     args = p.parse_args()
 
     from harness_ext.models import converted_base, packaged_smollm2
@@ -72,17 +85,22 @@ def main() -> None:
         metadata = json.dumps({"fm5_data": str(Path(args.data).resolve())})
         model_args = f"pretrained={pretrained},gguf_file={gguf}"
 
-        sweep = timed([sys.executable, "-m", "harness_ext.cli", "eval", "--model_args", model_args, "--adapters",
-                       *map(str, adapters), "--output_path", str(tmp / "sweep"), "--metadata", metadata, *common], env)
+        print(f"tasks on both sides: {args.tasks}")
+        sweep = timed([sys.executable, "-m", "fm5", "eval", "--model_args", model_args, "--adapters",
+                       *map(str, adapters), "--tasks", args.tasks, "--output_path", str(tmp / "sweep"),
+                       "--metadata", metadata, *common], env)
+        for name, seconds in evaluation_seconds(tmp / "sweep").items():
+            print(f"  fm5 eval, {name}: evaluation {seconds:.1f}s")
         print(f"fm5 eval, base + 3 adapters, one process: {sweep:.1f}s")
 
         separate = 0.0
         for i, extra in enumerate([""] + [f",peft={a}" for a in adapters]):
             t = timed([sys.executable, "-m", "lm_eval", "--include_path", str(REPO / "tasks"), "--tasks",
-                       "fm5_qa_open,fm5_qa_closed", "--model", "hf", "--model_args", model_args + extra,
+                       args.tasks, "--model", "hf", "--model_args", model_args + extra,
                        "--device", "cpu", "--metadata", metadata, "--output_path", str(tmp / f"lm_eval_{i}"),
                        "--log_samples", *common], env)
-            print(f"stock lm_eval run {i + 1}/4: {t:.1f}s")
+            (seconds,) = evaluation_seconds(tmp / f"lm_eval_{i}").values()
+            print(f"stock lm_eval run {i + 1}/4: {t:.1f}s (evaluation {seconds:.1f}s)")
             separate += t
         print(f"4 separate lm_eval runs: {separate:.1f}s")
         print(f"ratio {separate / sweep:.2f}")

@@ -58,7 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_base(tmp / "base", args.tiny)
-        fm5 = [sys.executable, "-m", "harness_ext.cli"]
+        fm5 = [sys.executable, "-m", "fm5"]
         overrides = ["--model_name_or_path", str(tmp / "base"), "--gguf_file", "null", "--num_train_epochs",
                      str(args.epochs), "--early_stopping_patience", "null"]
         if args.tiny:

@@ -4,7 +4,7 @@
     python bench/train_throughput.py --data qa.jsonl --model llama-1b-random --rows 256      # GPU, Llama-3.2-1B shape
 
 fm5 recipe: TRL SFTTrainer, no gradient checkpointing, length-grouped batches, the LM head projected only where
-there are labels (TRL's fused head; on CPU through training.sft.label_positions_only), batch 2 on CPU
+there are labels (TRL's fused head; on CPU through training.stages.label_positions_only), batch 2 on CPU
 (measured fastest on 2 cores: 199 / 259 / 196 real tokens/s at batch 1 / 2 / 4) or 16 on GPU; `--padding_free`
 flattens each batch into one row with no padding (slower on CPU: sdpa then attends over the whole flat row).
 Both recipes: LoRA r=8, alpha 16, dropout 0.05 on q/v.
@@ -144,7 +144,7 @@ def load_model(name: str, device: str):
 
 def build_rows(data: str, tokenizer, n: int):
     from harness_ext.data import load_split
-    from training.sft import build_rows as fm5_rows
+    from training.rows import build_rows as fm5_rows
 
     train, _ = load_split(data)
     rows, _ = fm5_rows(train[:n], tokenizer, "open", 1024)
@@ -155,7 +155,7 @@ def run_fm5(args, device, rows, tokenizer):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.sft import label_positions_only
+    from training.stages import label_positions_only
 
     model = load_model(args.model, device)
     gpu = device != "cpu"

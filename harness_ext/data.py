@@ -36,6 +36,10 @@ DEFAULT_SEED = 42
 DEFAULT_SEEN_FRACTION = 0.5
 DEFAULT_EVAL_SIZE = 0.1
 SPAN_WORDS = 13  # "a long span": 13 consecutive words in common (GPT-3's decontamination n-gram)
+# every other draw is keyed by the split seed plus its own offset, so that no two draws share a ranking
+EVAL_SEED_OFFSET = 1  # training's eval rows, carved out of the train side (Split.eval_split)
+TRAIN_SUBSAMPLE_SEED_OFFSET = 2  # max_train_rows
+DOCUMENT_SUBSAMPLE_SEED_OFFSET = 3  # max_document_rows
 
 
 class DataError(Fm5Error):
@@ -61,6 +65,15 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
     if not resolved.is_file():
         raise DataError(resolved, "no such file")
     return resolved
+
+
+def split_seed(value=None, alias=None) -> int:
+    """The split seed from task metadata: ``fm5_split_seed`` (``value``), or its older name ``fm5_seed`` (``alias``),
+    else DEFAULT_SEED; the two given with different values is an error."""
+    if value is not None and alias is not None and int(value) != int(alias):
+        raise DataError("<task metadata>", f"fm5_split_seed={value} and fm5_seed={alias} name one setting; give one")
+    chosen = value if value is not None else alias
+    return DEFAULT_SEED if chosen is None else int(chosen)
 
 
 def derive_id(row: dict) -> str:
@@ -196,23 +209,44 @@ class Split:
         test = sorted(self.test_ids(rows), key=lambda i: self._rank(i, "fm5-seen"))
         return set(test[: round(self.seen_fraction * len(test))])
 
-    def groups(self, rows: list[dict]) -> dict[str, list[dict]]:
-        """``train``, ``test``, ``seen`` and ``unseen`` rows (``seen`` + ``unseen`` = ``test``), each in file order."""
+    def groups(self, rows: list[dict]) -> Groups:
+        """The ``train``, ``test``, ``seen`` and ``unseen`` rows (``seen`` + ``unseen`` = ``test``), in file order."""
         train, test = self.apply(rows)
         seen = self.seen_ids(rows)
-        return {"train": train, "test": test, "seen": [r for r in test if r["id"] in seen],
-                "unseen": [r for r in test if r["id"] not in seen]}
+        return Groups(train, test, [r for r in test if r["id"] in seen], [r for r in test if r["id"] not in seen])
 
     def eval_split(self, train: list[dict], eval_size: float = DEFAULT_EVAL_SIZE) -> tuple[list[dict], list[dict]]:
         """(train, eval): training's eval rows (eval loss, early stopping), carved out of the train side with the
-        same rule and seed + 1; none when eval_size is 0."""
+        same rule and seed + EVAL_SEED_OFFSET; none when eval_size is 0."""
         if not eval_size:
             return train, []
-        return Split(eval_size, self.seed + 1).apply(train)
+        return Split(eval_size, self.seed + EVAL_SEED_OFFSET).apply(train)
 
     def as_dict(self) -> dict:
         return {"test_size": self.test_size, "seed": self.seed, "rule": "sha256(fm5-split:SEED:ID) ascending",
                 "seen_fraction": self.seen_fraction, "seen_rule": "test ids by sha256(fm5-seen:SEED:ID) ascending"}
+
+
+@dataclass(frozen=True)
+class Groups:
+    """A QA file's rows by role (``Split.groups``), each list in file order."""
+
+    train: list[dict]  # what training may learn from
+    test: list[dict]  # held out: seen + unseen
+    seen: list[dict]  # held out; document training reads their passages
+    unseen: list[dict]  # held out; their passages (and any text sharing a long span with one) are withheld
+
+    @property
+    def unseen_ids(self) -> set[str]:
+        return {r["id"] for r in self.unseen}
+
+    def ids(self) -> dict[str, list[str]]:
+        """The held-out ids as fm5_run.json and `fm5 data --ids` list them."""
+        return {"test_ids": [r["id"] for r in self.test], "test_seen_ids": [r["id"] for r in self.seen],
+                "test_unseen_ids": [r["id"] for r in self.unseen]}
+
+    def summary(self) -> dict[str, int]:
+        return {"test": len(self.test), "test_seen": len(self.seen), "test_unseen": len(self.unseen)}
 
 
 def _words(text: str) -> list[str]:
@@ -225,6 +259,11 @@ def span_keys(text: str, n: int = SPAN_WORDS) -> set[tuple[str, ...]]:
     if len(w) <= n:
         return {tuple(w)} if w else set()
     return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def withheld_spans(unseen: list[dict]) -> set[tuple[str, ...]]:
+    """The spans no training input may hold: those of the unseen passages (``span_keys``)."""
+    return set().union(*(span_keys(r["passage"]) for r in unseen)) if unseen else set()
 
 
 def shares_long_span(text: str, withheld: set[tuple[str, ...]], n: int = SPAN_WORDS) -> bool:
@@ -283,7 +322,7 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
     """The texts document training reads: the distinct passages of the QA file (``use_passages``) and the
     ``documents`` texts, minus every text that shares a long span (``shares_long_span``) with an unseen passage,
     in file order, each once."""
-    withheld = set().union(*(span_keys(r["passage"]) for r in unseen)) if unseen else set()
+    withheld = withheld_spans(unseen)
     texts, seen_texts = [], set()
     kept_passages = dropped_passages = kept_docs = dropped_docs = 0
     if use_passages:
@@ -305,6 +344,66 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
     return Corpus(texts, kept_passages, dropped_passages, kept_docs, dropped_docs)
 
 
+def document_rows(corpus: list[str], seen: list[dict], max_rows: int | None, seed: int) -> list[dict]:
+    """The document stage's plain-text rows (``{"text"}``); ``max_rows`` subsamples them (sha256 rule, seed +
+    DOCUMENT_SUBSAMPLE_SEED_OFFSET), keeping every seen test passage, without which there is nothing to find."""
+    rows = [{"id": f"doc-{hashlib.sha256(t.encode()).hexdigest()[:12]}", "text": t} for t in corpus]
+    if max_rows and len(rows) > max_rows:
+        must = {r["passage"].strip() for r in seen}
+        keep = [r for r in rows if r["text"] in must]
+        others = [r for r in rows if r["text"] not in must]
+        picked = Split(max(max_rows - len(keep), 1), seed + DOCUMENT_SUBSAMPLE_SEED_OFFSET).apply(others)[1] \
+            if others else []
+        chosen = {r["id"] for r in keep + picked}
+        rows = [r for r in rows if r["id"] in chosen]
+    return [{"text": r["text"]} for r in rows]
+
+
+def withhold_passages(rows: list[dict], unseen: list[dict]) -> tuple[list[dict], int]:
+    """QA rows whose passage shares a long span with an unseen passage lose that passage (they train closed-book),
+    so that no training input holds unseen text; returns the rows and how many lost their passage."""
+    spans = withheld_spans(unseen)
+    out, n = [], 0
+    for row in rows:
+        if spans and row["passage"].strip() and shares_long_span(row["passage"], spans):
+            row, n = dict(row, passage=""), n + 1
+        out.append(row)
+    return out, n
+
+
+@dataclass
+class TrainingInputs:
+    """Everything training may read, decided before any weight is loaded, and what was kept out of it."""
+
+    split: Split
+    groups: Groups
+    train: list[dict]  # QA rows of the QA stage
+    eval: list[dict]  # QA rows for eval loss
+    corpus: Corpus | None  # the document corpus (None: no document stage)
+    documents: list[dict]  # the document stage's rows ({"text": ...})
+    passages_withheld: int  # QA rows whose passage was dropped for sharing a long span with an unseen passage
+
+
+def training_inputs(rows: list[dict], split: Split, *, eval_size: float = DEFAULT_EVAL_SIZE,
+                    max_train_rows: int | None = None, document_stage: bool = False, documents: list[str] = (),
+                    use_passages: bool = True, max_document_rows: int | None = None) -> TrainingInputs:
+    """The split and its seen/unseen halves; eval rows (eval loss, early stopping) from the training side; the QA
+    rows (subsampled to ``max_train_rows``); with ``document_stage``, the document corpus and its rows. No held-out
+    question or answer, no unseen passage (nor text sharing a long span with one) is in any of them
+    (tests/test_training.py checks it on the shared file). Bad settings raise ValueError."""
+    groups = split.groups(rows)
+    train, evaluation = split.eval_split(groups.train, eval_size)
+    if max_train_rows and len(train) > max_train_rows:
+        train = Split(max_train_rows, split.seed + TRAIN_SUBSAMPLE_SEED_OFFSET).apply(train)[1]
+    train, n_withheld = withhold_passages(train, groups.unseen)
+    evaluation, n_withheld_eval = withhold_passages(evaluation, groups.unseen)
+    corpus, doc_rows = None, []
+    if document_stage:
+        corpus = document_corpus(rows, groups.unseen, documents, use_passages)
+        doc_rows = document_rows(corpus.texts, groups.seen, max_document_rows, split.seed)
+    return TrainingInputs(split, groups, train, evaluation, corpus, doc_rows, n_withheld + n_withheld_eval)
+
+
 def test_doc(row: dict, unseen: set[str]) -> dict:
     """A held-out row as the tasks log it: id, passage, question, answer and its ``group`` (seen / unseen)."""
     return {"id": row["id"], "passage": row["passage"], "question": row["question"], "answer": row["answer"],
@@ -315,8 +414,7 @@ def load_test_docs(path: str | os.PathLike | None = None, test_size: float = DEF
                    seed: int = DEFAULT_SEED, seen_fraction: float = DEFAULT_SEEN_FRACTION) -> list[dict]:
     """The test split of ``path`` (or ``$FM5_DATA``) as task documents (``test_doc``), in file order."""
     groups = Split(test_size, seed, seen_fraction).groups(load_qa(resolve_data_path(path)))
-    unseen = {r["id"] for r in groups["unseen"]}
-    return [test_doc(r, unseen) for r in groups["test"]]
+    return [test_doc(r, groups.unseen_ids) for r in groups.test]
 
 
 def load_split(

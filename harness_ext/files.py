@@ -4,6 +4,7 @@ file in the same folder, then an atomic rename)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -60,3 +61,25 @@ def load_yaml(text: str):
     import yaml
 
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+
+
+def number(value, where: str, error: type[Exception] = ValueError, *, integer: bool = False,
+           minimum: float | None = 0, text: bool = False) -> int | float:
+    """The one check of a number read from a file or a command line: a real int or float (not a bool; a numeric
+    string only with ``text``, as lm-eval logs log-likelihoods), finite, at least ``minimum`` (None: any), whole with
+    ``integer``; else ``error`` with one line naming ``where``."""
+    raw = value
+    if text and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, int):
+        ok = abs(value) < 2 ** 63
+    if ok:
+        ok = math.isfinite(value) and (minimum is None or value >= minimum) and (not integer or value == int(value))
+    if not ok:
+        what = "a whole number" if integer else "a finite number"
+        raise error(f"{where}: expected {what}{'' if minimum is None else f' >= {minimum:g}'}, got {raw!r:.40}")
+    return int(value) if integer else value

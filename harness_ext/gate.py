@@ -16,8 +16,8 @@ from pathlib import Path
 from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext.errors import UsageError
-from harness_ext.files import load_yaml, write_atomic
-from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_bootstrap
+from harness_ext.files import load_yaml, number, write_atomic
+from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 RULE = """\
 Decision rule. For each task and metric, over the questions both runs answered, the change is measured in the
@@ -159,10 +159,11 @@ def _integer(value, where: str, low: int, high: int) -> int:
 def _spec(spec, where: str) -> dict:
     """A tolerance: {absolute: X} or {relative: X}, X a finite number >= 0."""
     ok = isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in ("absolute", "relative")
-    value = next(iter(spec.values())) if ok else None
     if ok:
-        ok = not isinstance(value, bool) and (isinstance(value, int) and 0 <= value < 2 ** 63
-                                              or isinstance(value, float) and math.isfinite(value) and value >= 0)
+        try:
+            number(next(iter(spec.values())), where, UsageError)
+        except UsageError:
+            ok = False
     if not ok:
         raise UsageError(f"{where}: a tolerance is {{absolute: X}} or {{relative: X}} with X >= 0, got {spec!r:.60}")
     return spec
@@ -227,19 +228,14 @@ def _task_metrics(tr: R.TaskRun, config: dict) -> list[str]:
     return [m for m in config["metrics"] if R.METRICS[m].family == tr.family]
 
 
-def _values(tr: R.TaskRun, metric: str, ids: list[str]) -> list:
-    by_id = dict(zip(tr.ids, R.per_question(tr, metric)))
-    return [by_id[i] for i in ids]
-
-
 def evaluate(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: bool = False) -> tuple[list[Row], list[str]]:
     shared, notes = _check_runs(base, cand, config, allow_subset)
     rows = []
     for task, ids in shared.items():
         for metric in _task_metrics(base.tasks[task], config):
-            higher, kind = R.METRICS[metric].higher_is_better, R.bootstrap_kind(metric)
-            cmp = paired_bootstrap(kind, _values(base.tasks[task], metric, ids), _values(cand.tasks[task], metric, ids),
-                                   int(config["resamples"]), int(config["seed"]))
+            higher = R.METRICS[metric].higher_is_better
+            cmp = K.compare(base.tasks[task], cand.tasks[task], metric, ids, int(config["resamples"]),
+                            int(config["seed"]))
             sign = 1.0 if higher else -1.0
             worsening = -sign * cmp.delta
             worse_low = min(-sign * cmp.low, -sign * cmp.high)
@@ -264,24 +260,17 @@ def _knowledge_row(base: R.ModelRun, cand: R.ModelRun, config: dict) -> Row:
         if not tr.has_groups:
             raise UsageError(f"{run.path}: knowledge rule: {task} has no seen/unseen record (a run from before the "
                              f"control group?)")
-    tb, tc = base.tasks[task], cand.tasks[task]
-    group = {q.id: q.group for q in tb.questions}
-    b, c = dict(zip(tb.ids, R.per_question(tb, metric))), dict(zip(tc.ids, R.per_question(tc, metric)))
-    ids = {g: sorted(i for i in set(b) & set(c) if group[i] == g) for g in ("seen", "unseen")}
-    if not ids["seen"] or not ids["unseen"]:
+    eff = K.effect(base.tasks[task], cand.tasks[task], metric, int(config["resamples"]), int(config["seed"]))
+    if eff is None:
         raise UsageError(f"{task}: knowledge rule needs seen and unseen questions in both runs")
-    est = K.diff_in_diff(metric, [b[i] for i in ids["seen"]], [c[i] for i in ids["seen"]],
-                         [b[i] for i in ids["unseen"]], [c[i] for i in ids["unseen"]],
-                         int(config["resamples"]), int(config["seed"]))
-    gap = lambda values, g: R.corpus_value(metric, [values[i] for i in ids[g]])  # noqa: E731
+    est = eff.did
     higher = R.METRICS[metric].higher_is_better
     sign = 1.0 if higher else -1.0
     worsening, worse_low = -sign * est.value, min(-sign * est.low, -sign * est.high)
-    tol = _tolerance({"task_tolerance": {}, "tolerance": {metric: rule["tolerance"]}}, task, metric,
-                     gap(b, "seen") - gap(b, "unseen"))
+    tol = _tolerance({"task_tolerance": {}, "tolerance": {metric: rule["tolerance"]}}, task, metric, eff.base_gap)
     failed = worsening > tol and worse_low > tol
-    return Row(task, f"{metric} seen-unseen (knowledge)", higher, gap(b, "seen") - gap(b, "unseen"),
-               gap(c, "seen") - gap(c, "unseen"), est.value, est.low, est.high, worsening, tol, float("nan"),
+    return Row(task, f"{metric} seen-unseen (knowledge)", higher, eff.base_gap, eff.model_gap, est.value, est.low,
+               est.high, worsening, tol, float("nan"),
                est.n_seen + est.n_unseen, "fail" if failed else "pass",
                f"diff-in-diff over {est.n_seen} seen / {est.n_unseen} unseen questions")
 

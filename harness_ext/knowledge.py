@@ -11,6 +11,7 @@ general, lifts both groups; learning the document lifts only the seen one. So:
   over seen questions, paired across the three runs;
 - per-question transitions of the probe (base -> model, right = lm-eval's ``acc``): learned, forgotten, still known,
   still unknown, per group;
+- the pairing of two runs' questions (by id, and by group from the base's record) that all of the above need;
 - a verdict on the primary metric (closed-book probe ``margin``: continuous, so the most power): learned the
   document (interval above 0), worse (below 0) or no evidence.
 """
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 
 
 from harness_ext import metrics
-from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, columns, resample_weights, statistic
+from harness_ext import results as R
+from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, columns, paired_bootstrap, resample_weights, statistic
 
 PRIMARY = ("fm5_qa_mc_closed", "margin")
 DID_METRICS = (("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_closed", "f1"),
@@ -46,10 +48,6 @@ class Estimate:
         return 1 if self.low > 0 else -1 if self.high < 0 else 0
 
 
-def _kind(metric: str) -> str:
-    return "perplexity" if metrics.METRICS[metric].kind == "perplexity" else "mean"
-
-
 def _interval(draws: np.ndarray) -> tuple[float, float]:
     import numpy as np
 
@@ -68,7 +66,7 @@ def diff_in_diff(metric: str, base_seen: list, model_seen: list, base_unseen: li
 
     if len(base_seen) != len(model_seen) or len(base_unseen) != len(model_unseen) or not base_seen or not base_unseen:
         raise ValueError("diff_in_diff needs paired, non-empty seen and unseen lists")
-    kind = _kind(metric)
+    kind = metrics.bootstrap_kind(metric)
     cols = [columns(kind, v) for v in (base_seen, model_seen, base_unseen, model_unseen)]
 
     def effect(w_seen, w_unseen):
@@ -123,3 +121,93 @@ def verdict(estimate: Estimate | None, metric: str = PRIMARY[1], task: str = PRI
     if d < 0:
         return f"Worse on what it read (95 %): {what}."
     return f"No evidence that it learned the document (95 % interval holds 0): {what}."
+
+
+# ---------------------------------------------------------------------------------- two runs, paired by question
+
+
+def values_by_id(tr: R.TaskRun, metric: str) -> dict:
+    """A task run's per-question values (``results.per_question``) by question id."""
+    return dict(zip(tr.ids, R.per_question(tr, metric)))
+
+
+def compare(base: R.TaskRun, other: R.TaskRun, metric: str, ids: list[str] | None = None,
+            n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED):
+    """Paired bootstrap (``stats.Comparison``) of ``metric`` over ``ids`` (default: the questions both runs
+    answered), or None when they share none."""
+    ids = sorted(set(base.ids) & set(other.ids)) if ids is None else ids
+    if not ids:
+        return None
+    b, o = values_by_id(base, metric), values_by_id(other, metric)
+    return paired_bootstrap(metrics.bootstrap_kind(metric), [b[i] for i in ids], [o[i] for i in ids],
+                            n_resamples, seed)
+
+
+@dataclass(frozen=True)
+class GroupValues:
+    """Two runs' values of one metric over the questions both answered, by group (the base's record)."""
+
+    base_seen: list
+    model_seen: list
+    base_unseen: list
+    model_unseen: list
+    seen_ids: list[str]
+    unseen_ids: list[str]
+
+
+def group_values(base: R.TaskRun, other: R.TaskRun, metric: str) -> GroupValues | None:
+    """The values of both runs, seen and unseen apart, or None when a run has no seen/unseen record or a group is
+    empty."""
+    if not (base.has_groups and other.has_groups):
+        return None
+    group = {q.id: q.group for q in base.questions}
+    b, o = values_by_id(base, metric), values_by_id(other, metric)
+    ids = {g: sorted(i for i in set(b) & set(o) if group[i] == g) for g in ("seen", "unseen")}
+    if not ids["seen"] or not ids["unseen"]:
+        return None
+    return GroupValues([b[i] for i in ids["seen"]], [o[i] for i in ids["seen"]], [b[i] for i in ids["unseen"]],
+                       [o[i] for i in ids["unseen"]], ids["seen"], ids["unseen"])
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The knowledge effect of one model on one metric: its gain on each group and their difference."""
+
+    seen_gain: float  # model - base on seen questions (the corpus value: perplexity recomputed)
+    unseen_gain: float
+    did: Estimate
+    base_gap: float  # the base's seen - unseen value
+    model_gap: float
+
+
+def effect(base: R.TaskRun, other: R.TaskRun, metric: str, n_resamples: int = DEFAULT_RESAMPLES,
+           seed: int = DEFAULT_SEED) -> Effect | None:
+    """Diff-in-diff of ``metric`` between two runs of one task, with the gains per group; None without groups."""
+    g = group_values(base, other, metric)
+    if g is None:
+        return None
+    value = lambda v: R.corpus_value(metric, v)  # noqa: E731
+    est = diff_in_diff(metric, g.base_seen, g.model_seen, g.base_unseen, g.model_unseen, n_resamples, seed)
+    return Effect(value(g.model_seen) - value(g.base_seen), value(g.model_unseen) - value(g.base_unseen), est,
+                  value(g.base_seen) - value(g.base_unseen), value(g.model_seen) - value(g.model_unseen))
+
+
+def closure(closed_base: R.TaskRun, closed_model: R.TaskRun, open_base: R.TaskRun, metric: str) -> Estimate | None:
+    """Knowledge-gap closure over the seen questions all three runs answered; None without any."""
+    seen = sorted({q.id for q in closed_base.questions if q.group == "seen"} & set(closed_model.ids)
+                  & set(open_base.ids))
+    if not seen:
+        return None
+    vals = [values_by_id(t, metric) for t in (closed_base, closed_model, open_base)]
+    return gap_closure(*([v[i] for i in seen] for v in vals))
+
+
+def probe_transitions(base: R.TaskRun, model: R.TaskRun) -> dict[str, dict[str, int]]:
+    """Per group (the base's record), the probe's per-question transitions from base to model."""
+    b_right = {q.id: (q.group, q.picked == q.gold) for q in base.questions}
+    m_right = {q.id: q.picked == q.gold for q in model.questions}
+    out = {}
+    for group in ("seen", "unseen"):
+        ids = sorted(i for i, (g, _) in b_right.items() if g == group and i in m_right)
+        out[group] = transitions([b_right[i][1] for i in ids], [m_right[i] for i in ids])
+    return out

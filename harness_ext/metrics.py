@@ -53,6 +53,11 @@ _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
+def bootstrap_kind(name: str) -> str:
+    """How a bootstrap recomputes the metric on a resample (harness_ext.stats): "perplexity" or "mean"."""
+    return "perplexity" if METRICS[name].kind == "perplexity" else "mean"
+
+
 def normalize_answer(text: str) -> str:
     """Lower-case, drop punctuation, drop the articles a/an/the, collapse whitespace (SQuAD v1.1)."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCT)

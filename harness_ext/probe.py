@@ -135,9 +135,9 @@ def load_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = 
     resolved = data.resolve_data_path(path)
     rows = data.load_qa(resolved)
     groups = data.Split(test_size, seed, seen_fraction).groups(rows)
-    unseen = {r["id"] for r in groups["unseen"]}
+    unseen = groups.unseen_ids
     model = models.probe_embedding_model(embedding)
     vectors = _embeddings(tuple(prompts.completion_text(r) for r in rows), model["model"])
-    items = build_items(rows, groups["test"], k, vectors, seed, resolved, unseen)
+    items = build_items(rows, groups.test, k, vectors, seed, resolved, unseen)
     return [{**data.test_doc(r, unseen), "choices": list(items[r["id"]].choices), "gold": items[r["id"]].gold}
-            for r in groups["test"]]
+            for r in groups.test]

@@ -8,7 +8,6 @@ and the gate use it; neither parses lm-eval files itself.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from harness_ext.errors import Fm5Error, UsageError
 
 METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, family)
 BERTSCORE = metrics.BERTSCORE
+bootstrap_kind = metrics.bootstrap_kind
 _RESULTS = re.compile(r"^results_(?P<stamp>.+)\.json$")
 
 
@@ -127,15 +127,11 @@ def model_label(model_args: dict, fallback: str) -> str:
 
 
 def _number(x, field: str, integer: bool = False) -> float:
-    """A logged value: a finite number (or a number in a string, as lm-eval logs log-likelihoods)."""
+    """A logged value: a finite number (or a number in a string, as lm-eval logs log-likelihoods); counts >= 0."""
     if isinstance(x, (list, tuple)) and x:
         x = x[0]
-    if isinstance(x, bool) or not isinstance(x, (int, float, str)):
-        raise ValueError(f"field {field}: expected a number, got {type(x).__name__}")
-    value = float(x)
-    if not math.isfinite(value) or (integer and (value != int(value) or value < 0)):
-        raise ValueError(f"field {field}: expected a finite number{' (a count)' if integer else ''}, got {x!r:.30}")
-    return int(value) if integer else value
+    value = files.number(x, f"field {field}", integer=integer, minimum=0 if integer else None, text=True)
+    return value if integer else float(value)
 
 
 def _text(x, field: str) -> str:
@@ -322,16 +318,11 @@ def per_question(tr: TaskRun, metric: str) -> list:
     return [q.values[metric] for q in tr.questions]
 
 
-def bootstrap_kind(metric: str) -> str:
-    """How `stats.paired_bootstrap` recomputes the metric on a resample: "perplexity" or "mean"."""
-    return "perplexity" if METRICS[metric].kind == "perplexity" else "mean"
-
-
 def corpus_value(metric: str, values: list) -> float:
     return metrics.corpus_perplexity(values) if METRICS[metric].kind == "perplexity" else metrics.mean(values)
 
 
-def training_run(run: ModelRun) -> dict | None:
+def training_run(run: ModelRun) -> runs.RunRecord | None:
     """fm5_run.json of the adapter this run evaluated (harness_ext.runs.run_of_adapter)."""
     return runs.run_of_adapter(run.adapter) if run.adapter else None
 
@@ -339,4 +330,4 @@ def training_run(run: ModelRun) -> dict | None:
 def training_ids(run: ModelRun) -> set[str] | None:
     """Train ids of the adapter this run evaluated (from its fm5_run.json)."""
     record = training_run(run)
-    return None if record is None else set(record.get("split", {}).get("train_ids", []))
+    return None if record is None else set(record.split.train_ids)

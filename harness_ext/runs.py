@@ -11,7 +11,8 @@ the report read it.
 
 from __future__ import annotations
 
-import math
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness_ext import files
@@ -78,35 +79,152 @@ def label_is_document(label: str) -> bool:
     return label.endswith("/" + DOCUMENT_DIR)
 
 
-def read_run(output_dir: Path) -> dict | None:
-    """fm5_run.json of a training output_dir (None if absent), its id lists and stages checked."""
+@dataclass(frozen=True)
+class SplitRecord:
+    """Which rows the run held out and read (fm5_run.json "split")."""
+
+    test_size: float | None = None
+    seed: int | None = None
+    seen_fraction: float | None = None
+    eval_size: float | None = None
+    rule: str | None = None
+    seen_rule: str | None = None
+    train_ids: tuple[str, ...] = ()
+    eval_ids: tuple[str, ...] = ()
+    test_ids: tuple[str, ...] = ()
+    test_seen_ids: tuple[str, ...] = ()
+    test_unseen_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """fm5_run.json: a finished training run's provenance. Training builds it and writes it last (``write``);
+    ``read_run`` returns it, checked; the report, the gate and the sweep read its fields. The JSON keeps these
+    names; ``adapter`` is PEFT's adapter_config.json, ``config`` the fm5 and SFT settings, ``corpus`` the document
+    corpus (None: no document stage)."""
+
+    base_model: str | None = None  # model_name_or_path as given
+    base_resolved: str | None = None
+    gguf_file: str | None = None
+    dtype: str | None = None
+    adapter: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    data_path: str | None = None
+    data_sha256: str | None = None
+    data_rows: int | None = None
+    split: SplitRecord = SplitRecord()
+    stages: tuple[dict, ...] = ()
+    corpus: dict | None = None
+    rows: dict = field(default_factory=dict)
+    git_commit: str | None = None
+    versions: dict = field(default_factory=dict)
+    device: str | None = None
+    world_size: int | None = None
+    wall_time_s: float | None = None
+    train_runtime_s: float | None = None
+    tokens_seen: int | None = None
+    answer_tokens_per_epoch: int | None = None
+    global_step: int | None = None
+    best_checkpoint: str | None = None
+    resumed_from: str | None = None
+    torch_threads: int | None = None
+    patches: dict = field(default_factory=dict)
+
+    @property
+    def lora(self) -> tuple:
+        """(r, alpha, target modules) of the adapter."""
+        return self.adapter.get("r"), self.adapter.get("lora_alpha"), self.adapter.get("target_modules")
+
+    def as_json(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k not in _NESTED}
+        out["base_model"] = {"model_name_or_path": self.base_model, "resolved": self.base_resolved,
+                             "gguf_file": self.gguf_file, "dtype": self.dtype}
+        out["data"] = {"path": self.data_path, "sha256": self.data_sha256, "rows": self.data_rows}
+        out["split"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.split).items()}
+        out["stages"] = list(self.stages)
+        return out
+
+    def write(self, output_dir: Path) -> None:
+        """Written last: its presence marks a finished run."""
+        files.write_atomic(Path(output_dir) / RUN_FILE,
+                           json.dumps(self.as_json(), indent=1, sort_keys=True, default=str) + "\n")
+
+
+_NESTED = ("base_model", "base_resolved", "gguf_file", "dtype", "data_path", "data_sha256", "data_rows", "split",
+           "stages")
+
+
+def _section(raw: dict, key: str, path: Path) -> dict:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise RunError(f"{path}: field {key}: expected an object")
+    return value or {}
+
+
+def _text_field(value, key: str, path: Path) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise RunError(f"{path}: field {key}: expected text")
+    return value
+
+
+def read_run(output_dir: Path) -> RunRecord | None:
+    """fm5_run.json of a training output_dir (None if absent), checked: one line naming the file and field."""
     path = Path(output_dir) / RUN_FILE
     if not path.is_file():
         return None
-    run = files.read_json(path, RunError, allow_nan=False)
-    for key in ("base_model", "adapter", "data", "split", "corpus"):
-        if run.get(key) is not None and not isinstance(run[key], dict):
-            raise RunError(f"{path}: field {key}: expected an object")
-        if key != "corpus" and run.get(key) is None:
-            run[key] = {}  # readers may take run["data"].get(...) without a check
-    for key, value in (("data.sha256", run["data"].get("sha256")), ("git_commit", run.get("git_commit")),
-                       ("base_model.model_name_or_path", run["base_model"].get("model_name_or_path")),
-                       ("base_model.gguf_file", run["base_model"].get("gguf_file"))):
-        if value is not None and not isinstance(value, str):
-            raise RunError(f"{path}: field {key}: expected text")
+    raw = files.read_json(path, RunError, allow_nan=False)
+    base, data, split = (_section(raw, k, path) for k in ("base_model", "data", "split"))
+    adapter, corpus = _section(raw, "adapter", path), raw.get("corpus")
+    if corpus is not None and not isinstance(corpus, dict):
+        raise RunError(f"{path}: field corpus: expected an object")
+    ids = {}
     for key in ID_LISTS:
-        ids = run["split"].get(key, [])
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        value = split.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
             raise RunError(f"{path}: field split.{key}: expected a list of ids (strings)")
-    stages = run.get("stages", [])
+        ids[key] = tuple(value)
+    settings = {}
+    for key in ("test_size", "seed", "seen_fraction", "eval_size"):
+        if split.get(key) is not None:
+            settings[key] = files.number(split[key], f"{path}: field split.{key}", RunError,
+                                         integer=key == "seed")
+    stages = raw.get("stages", [])
     if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
         raise RunError(f"{path}: field stages: expected a list of objects")
+    numbers = {}
     for key in ("wall_time_s", "tokens_seen", "global_step"):
-        value = run.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
-            raise RunError(f"{path}: field {key}: expected a number")
-    return run
+        if raw.get(key) is not None:
+            numbers[key] = files.number(raw[key], f"{path}: field {key}", RunError, minimum=None)
+    return RunRecord(
+        base_model=_text_field(base.get("model_name_or_path"), "base_model.model_name_or_path", path),
+        base_resolved=base.get("resolved") if isinstance(base.get("resolved"), str) else None,
+        gguf_file=_text_field(base.get("gguf_file"), "base_model.gguf_file", path),
+        dtype=base.get("dtype") if isinstance(base.get("dtype"), str) else None,
+        adapter=adapter, config=_section(raw, "config", path),
+        data_path=data.get("path") if isinstance(data.get("path"), str) else None,
+        data_sha256=_text_field(data.get("sha256"), "data.sha256", path),
+        data_rows=data.get("rows") if isinstance(data.get("rows"), int) else None,
+        split=SplitRecord(**settings, rule=split.get("rule") if isinstance(split.get("rule"), str) else None,
+                          seen_rule=split.get("seen_rule") if isinstance(split.get("seen_rule"), str) else None,
+                          **ids),
+        stages=tuple(stages), corpus=corpus, rows=_section(raw, "rows", path),
+        git_commit=_text_field(raw.get("git_commit"), "git_commit", path),
+        versions=_section(raw, "versions", path), patches=_section(raw, "patches", path),
+        **{k: raw.get(k) if isinstance(raw.get(k), str) else None
+           for k in ("device", "best_checkpoint", "resumed_from")},
+        **{k: raw.get(k) if isinstance(raw.get(k), (int, float)) and not isinstance(raw.get(k), bool) else None
+           for k in ("world_size", "train_runtime_s", "answer_tokens_per_epoch", "torch_threads")},
+        **numbers,
+    )
+
+
+def read_stage(folder: Path) -> dict:
+    """The stage record (fm5_stage.json) of a finished document stage."""
+    return files.read_json(Path(folder) / STAGE_FILE, RunError)
+
+
+def write_stage(folder: Path, stage: dict) -> None:
+    files.write_atomic(Path(folder) / STAGE_FILE, json.dumps(stage, indent=1) + "\n")
 
 
 def read_state(output_dir: Path) -> dict | None:
@@ -121,7 +239,7 @@ def read_state(output_dir: Path) -> dict | None:
     return state
 
 
-def run_of_adapter(adapter: str | Path) -> dict | None:
+def run_of_adapter(adapter: str | Path) -> RunRecord | None:
     """fm5_run.json of the training run an adapter came from: next to it (the final adapter) or one folder up (a
     checkpoint or the document stage's adapter)."""
     adapter = Path(str(adapter))

@@ -4,6 +4,7 @@ fixture per packaged model. Nothing is loaded at collection time and nothing com
 from __future__ import annotations
 
 import json
+import random
 import os
 import subprocess
 import sys
@@ -245,3 +246,39 @@ def llama3_tokenizer(shared_rows):
                                    pad_token="<|end_of_text|>")
     fast.chat_template = LLAMA3_TEMPLATE
     return fast
+
+
+def fake_questions(rows, keep=0.6, seed=0, nll_per_token=1.5, wrong=False):
+    """Answers that keep about `keep` of the gold words (seeded noise), and NLLs around `nll_per_token`."""
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        words = row["answer"].split()
+        if wrong:
+            prediction = "I do not know."
+        else:
+            prediction = " ".join(w for w in words if rng.random() < keep) or words[0]
+        tokens = max(len(words) * 4 // 3, 1)
+        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"],
+                    "prediction": prediction, "nll": tokens * nll_per_token * rng.uniform(0.9, 1.1),
+                    "tokens": tokens})
+    return out
+
+
+def fake_mc_questions(rows, seed=0, skill=1.0, knowledge=0.0, groups=True):
+    """Probe questions with 4 options; `skill` scales how far the gold option's log-likelihood stands out, and
+    `knowledge` adds to that on the seen questions only (every other question is seen)."""
+    rng = random.Random(seed)
+    out = []
+    for n, row in enumerate(rows):
+        group = "seen" if n % 2 == 0 else "unseen"
+        gold = rng.randrange(4)
+        tokens = [rng.randint(20, 60) for _ in range(4)]
+        lift = skill * 0.6 + (knowledge if group == "seen" else 0.0)
+        per_token = [-2.0 + rng.gauss(0, 0.3) + (lift if i == gold else 0.0) for i in range(4)]
+        lls = [p * t for p, t in zip(per_token, tokens)]
+        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"], "gold": gold,
+                    "choices": [row["answer"] if i == gold else f"distractor {i} of {row['id']}" for i in range(4)],
+                    "lls": lls, "tokens": tokens, "unconditional": [ll * 1.5 for ll in lls],
+                    **({"group": group} if groups else {})})
+    return out

@@ -3,7 +3,7 @@
 A case starts from a valid document (a JSON/YAML value, or the bytes of a file) and applies one mutation: a value
 replaced by another type, NaN / Infinity / huge numbers, an empty or deeply nested value, a key removed or
 duplicated, truncation at a random byte, invalid UTF-8, NUL bytes, or the file missing or replaced by a symlink to
-a folder. `run_cli` calls `harness_ext.cli.main` in this process (a subprocess per case would cost a second each)
+a folder. `run_cli` calls `fm5.cli.main` in this process (a subprocess per case would cost a second each)
 and returns (exit code, stderr); any exception escaping it is what a user would see as a traceback.
 """
 
@@ -113,7 +113,7 @@ def write_case(path: Path, data: bytes | None) -> None:
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """`fm5 ARGV` in this process: (exit code, stderr). SystemExit (argparse) counts as its code."""
-    from harness_ext import cli
+    from fm5 import cli
 
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):

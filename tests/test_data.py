@@ -118,15 +118,15 @@ def test_split_keeps_one_row_for_training():
 def test_seen_and_unseen_partition_the_test_split(shared_rows):
     split = Split()
     groups = split.groups(shared_rows)
-    seen, unseen = {r["id"] for r in groups["seen"]}, {r["id"] for r in groups["unseen"]}
+    seen, unseen = {r["id"] for r in groups.seen}, {r["id"] for r in groups.unseen}
     assert seen.isdisjoint(unseen) and seen | unseen == split.test_ids(shared_rows)
     assert len(seen) == len(unseen) == 25
-    assert split.groups(list(reversed(shared_rows)))["seen"] == list(reversed(groups["seen"]))  # order-free ids
-    assert {r["id"] for r in Split(seen_fraction=0.2).groups(shared_rows)["seen"]} < seen | unseen
+    assert split.groups(list(reversed(shared_rows))).seen == list(reversed(groups.seen))  # order-free ids
+    assert {r["id"] for r in Split(seen_fraction=0.2).groups(shared_rows).seen} < seen | unseen
     assert len(Split(seen_fraction=0.2).seen_ids(shared_rows)) == 10
-    train, evaluation = split.eval_split(groups["train"])
+    train, evaluation = split.eval_split(groups.train)
     assert len(evaluation) == 45 and {r["id"] for r in train}.isdisjoint(seen | unseen)
-    assert split.eval_split(groups["train"], 0) == (groups["train"], [])
+    assert split.eval_split(groups.train, 0) == (groups.train, [])
 
 
 def test_fm5_data_prints_the_four_counts(shared_qa):
@@ -163,17 +163,17 @@ def test_document_corpus_keeps_out_everything_unseen(shared_rows, shared_qa, tmp
 
     chunks = shared_qa.parent / "fm5_chunks.jsonl"
     groups = Split().groups(shared_rows)
-    corpus = document_corpus(shared_rows, groups["unseen"], load_documents(chunks))
+    corpus = document_corpus(shared_rows, groups.unseen, load_documents(chunks))
     texts = corpus.texts
-    withheld = set().union(*(span_keys(r["passage"]) for r in groups["unseen"]))
+    withheld = set().union(*(span_keys(r["passage"]) for r in groups.unseen))
     # an independent check: no 13-word window of any kept text is a window of an unseen passage
     for text in texts:
         words = re.findall(r"\w+", text.lower())
         windows = {tuple(words[i : i + SPAN_WORDS]) for i in range(max(len(words) - SPAN_WORDS + 1, 1))}
         assert not windows & {k for k in withheld if len(k) == SPAN_WORDS}
-    assert not {r["passage"].strip() for r in groups["unseen"]} & set(texts)
-    assert {r["passage"].strip() for r in groups["seen"]} <= set(texts)  # the seen ones are read
-    for row in groups["test"]:  # no held-out question or answer in any text
+    assert not {r["passage"].strip() for r in groups.unseen} & set(texts)
+    assert {r["passage"].strip() for r in groups.seen} <= set(texts)  # the seen ones are read
+    for row in groups.test:  # no held-out question or answer in any text
         assert not any(row["question"].strip() in t or row["answer"].strip() in t for t in texts)
     assert corpus.document_dropped > 0 and corpus.passages_withheld >= 25 and len(set(texts)) == len(texts)
     bad = tmp_path / "docs.jsonl"

@@ -20,7 +20,8 @@ import yaml
 
 import fuzz
 from conftest import REPO, write_fake_run, write_jsonl
-from test_gate import _mc_questions, _questions
+from conftest import fake_mc_questions as _mc_questions
+from conftest import fake_questions as _questions
 
 CASES = int(os.environ.get("FM5_FUZZ_CASES", "1000"))
 ALL = ("fm5_qa_open", "fm5_qa_closed", "fm5_qa_mc_open", "fm5_qa_mc_closed")
@@ -167,10 +168,26 @@ def _gate(tally, case, root, base, cand, config=None):
     if code == 1:  # a regression: computed, with finite numbers, on a row that failed
         doc = json.loads(verdict.read_text())
         failed = [r for r in doc["rows"] if r["verdict"] == "fail"]
-        numbers = [r.get(k) for r in failed for k in ("base", "candidate", "delta", "low", "high")]
+        numbers = [r.get(k) for r in failed for k in ("baseline", "candidate", "delta", "low", "high")]
         if doc["verdict"] != "fail" or not failed or not all(isinstance(x, (int, float)) and math.isfinite(x)
                                                              for x in numbers):
             tally.bad.append(f"{case}: exit 1 without a computed regression: {failed}")
+
+
+def test_gate_exit_1_is_checked_as_a_computed_regression(tmp_path, evals, shared_rows):
+    """The seeded case that reaches the gate's exit 1: a candidate whose answers lost every gold word. Its verdict
+    must carry finite numbers on the failing rows (the check the fuzz cases rely on)."""
+    root, base, _, _, _, config = evals
+    rows = shared_rows[:8]
+    worse = write_fake_run(tmp_path / "evals" / "worse", {**{t: _questions(rows, wrong=True, nll_per_token=4.0)
+                                                            for t in ALL[:2]},
+                                                         **{t: _mc_questions(rows, skill=-3.0) for t in ALL[2:]}})
+    gate_config = tmp_path / "gate.yaml"
+    gate_config.write_bytes(_yaml({**config, "resamples": 10_000}))
+    tally = fuzz.Tally("gate regression")
+    _gate(tally, "regression", tmp_path, base, worse, gate_config)
+    assert tally.codes == {1: 1}, tally.codes
+    assert not tally.bad, tally.bad
 
 
 def test_fuzz_gate_config(tmp_path, evals):

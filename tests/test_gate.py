@@ -8,27 +8,12 @@ import sys
 
 import pytest
 
+from conftest import fake_mc_questions as _mc_questions
+from conftest import fake_questions as _questions
 from conftest import run_lm_eval, write_fake_run
-from harness_ext.cli import main as fm5
+from fm5.cli import main as fm5
 
 TASKS = ("fm5_qa_open", "fm5_qa_closed")
-
-
-def _questions(rows, keep=0.6, seed=0, nll_per_token=1.5, wrong=False):
-    """Answers that keep about `keep` of the gold words (seeded noise), and NLLs around `nll_per_token`."""
-    rng = random.Random(seed)
-    out = []
-    for row in rows:
-        words = row["answer"].split()
-        if wrong:
-            prediction = "I do not know."
-        else:
-            prediction = " ".join(w for w in words if rng.random() < keep) or words[0]
-        tokens = max(len(words) * 4 // 3, 1)
-        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"],
-                    "prediction": prediction, "nll": tokens * nll_per_token * rng.uniform(0.9, 1.1),
-                    "tokens": tokens})
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -220,25 +205,6 @@ def test_example_gate_config_is_the_default():
 # ------------------------------------------------------------------------------- the multiple-choice probe
 
 MC_TASKS = ("fm5_qa_mc_open", "fm5_qa_mc_closed")
-
-
-def _mc_questions(rows, seed=0, skill=1.0, knowledge=0.0, groups=True):
-    """Probe questions with 4 options; `skill` scales how far the gold option's log-likelihood stands out, and
-    `knowledge` adds to that on the seen questions only (every other question is seen)."""
-    rng = random.Random(seed)
-    out = []
-    for n, row in enumerate(rows):
-        group = "seen" if n % 2 == 0 else "unseen"
-        gold = rng.randrange(4)
-        tokens = [rng.randint(20, 60) for _ in range(4)]
-        lift = skill * 0.6 + (knowledge if group == "seen" else 0.0)
-        per_token = [-2.0 + rng.gauss(0, 0.3) + (lift if i == gold else 0.0) for i in range(4)]
-        lls = [p * t for p, t in zip(per_token, tokens)]
-        out.append({"id": row["id"], "question": row["question"], "answer": row["answer"], "gold": gold,
-                    "choices": [row["answer"] if i == gold else f"distractor {i} of {row['id']}" for i in range(4)],
-                    "lls": lls, "tokens": tokens, "unconditional": [ll * 1.5 for ll in lls],
-                    **({"group": group} if groups else {})})
-    return out
 
 
 def _mc_run(tmp_path, name, rows, **kwargs):

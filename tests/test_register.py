@@ -93,7 +93,7 @@ def test_a_foreign_fm5_qa_folder_is_left_alone(shadow):
 
 def test_a_read_only_task_folder_is_refused(tmp_path, monkeypatch):
     """Permissions do not bind root (CI runs as root), so the refusal is checked with os.access answering no."""
-    from harness_ext.cli import main
+    from fm5.cli import main
     from harness_ext.errors import UsageError
 
     root = tmp_path / "tasks"

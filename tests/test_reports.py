@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from browser import chromium, load_page
+from conftest import fake_mc_questions as _mc_questions
 from conftest import write_fake_run
 from harness_ext import metrics
 from harness_ext.files import write_atomic
@@ -94,7 +95,7 @@ def test_deltas_and_intervals_match_a_direct_bootstrap(report, fixture_runs, met
     table = next(t for t in report.summary if t.task == "fm5_qa_closed")
     col = [m for m, _ in table.metrics].index(metric)
     cell = next(line for line in table.lines if line.model == "run").cells[col]
-    fmt = B.fmt_delta
+    from reports.view import fmt_delta as fmt
     assert cell.interval == f"[{fmt(metric, low)}, {fmt(metric, high)}]"
     if metric == "f1":
         direct = np.mean([metrics.f1(q["prediction"], q["answer"]) for q in final]) - \
@@ -216,7 +217,6 @@ def test_real_browser_loads_report_offline(report, tmp_path):
 
 def test_probe_tables_and_knowledge_rows(tmp_path, shared_rows):
     """A report over runs with the probe: its metrics in the summary, the knowledge view and the per-question table."""
-    from test_gate import _mc_questions
 
     rows = shared_rows[:30]
     base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.2),
@@ -238,7 +238,6 @@ def test_probe_tables_and_knowledge_rows(tmp_path, shared_rows):
 
 
 def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
-    from test_gate import _mc_questions
 
     rows = shared_rows[:50]
     base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.3),
@@ -268,7 +267,6 @@ def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
 
 
 def test_runs_without_the_control_group_get_a_note(tmp_path, shared_rows):
-    from test_gate import _mc_questions
 
     rows = shared_rows[:20]
     base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, groups=False)})

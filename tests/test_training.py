@@ -13,7 +13,9 @@ import torch
 
 from conftest import REPO, write_jsonl
 from harness_ext import prompts, runs
-from training import sft
+from training import config as train_config
+from training import sft, stages
+from training import rows as train_rows
 
 CPU_CONFIG = REPO / "training" / "configs" / "smollm2_cpu.yaml"
 FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
@@ -38,7 +40,7 @@ def _trl_dataset(model, tokenizer, rows, variant, tmp_path):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    built, _ = sft.build_rows(rows, tokenizer, variant, 1024)
+    built, _ = train_rows.build_rows(rows, tokenizer, variant, 1024)
     args = SFTConfig(output_dir=str(tmp_path / "trl"), max_length=1024, report_to="none", use_cpu=True,
                      bf16=False, per_device_train_batch_size=2)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(built))
@@ -68,19 +70,19 @@ def test_prepared_rows_are_trls_own_preparation(smollm2, llama3_tokenizer, share
     model, tokenizer, _ = smollm2
     rows, texts = shared_rows[100:103], [r["passage"] for r in shared_rows[200:202]]
     for variant in ("open", "closed"):
-        built, _ = sft.build_rows(rows, tokenizer, variant, 1024)
+        built, _ = train_rows.build_rows(rows, tokenizer, variant, 1024)
         trl_rows = _trl_dataset(model, tokenizer, rows, variant, tmp_path).train_dataset
-        assert sft.prepared_rows(built, [], tokenizer) == [{k: ex[k] for k in ("input_ids", "labels")}
+        assert train_rows.prepared_rows(built, [], tokenizer) == [{k: ex[k] for k in ("input_ids", "labels")}
                                                              for ex in trl_rows]
     args = SFTConfig(output_dir=str(tmp_path / "text"), max_length=1024, report_to="none", use_cpu=True, bf16=False,
                      dataset_text_field="text")
     trl_text = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                           train_dataset=Dataset.from_list([{"text": t} for t in texts])).train_dataset
-    ours = sft.prepared_rows([], texts, tokenizer)
+    ours = train_rows.prepared_rows([], texts, tokenizer)
     assert ours == [{k: ex[k] for k in ("input_ids", "labels")} for ex in trl_text]
     assert all(r["input_ids"][-1] == tokenizer.eos_token_id and r["labels"] == r["input_ids"] for r in ours)
-    built, _ = sft.build_rows(rows[:1], llama3_tokenizer, "closed", 1024)  # one BOS, the end token a label
-    (row,) = sft.prepared_rows(built, [], llama3_tokenizer)
+    built, _ = train_rows.build_rows(rows[:1], llama3_tokenizer, "closed", 1024)  # one BOS, the end token a label
+    (row,) = train_rows.prepared_rows(built, [], llama3_tokenizer)
     assert row["input_ids"].count(llama3_tokenizer.bos_token_id) == 1
     assert llama3_tokenizer.decode([t for t in row["labels"] if t != -100]) == rows[0]["answer"].strip() + "<|eot_id|>"
 
@@ -104,11 +106,11 @@ def test_llama3_rows_have_one_bos_and_keep_eot(llama3_tokenizer, shared_rows, tm
 def test_long_passage_is_shortened_question_and_answer_kept(smollm2, shared_rows):
     _, tokenizer, _ = smollm2
     row = max(shared_rows, key=lambda r: len(r["passage"]))
-    fitted, cut = sft.fit_passage(tokenizer, row, "open", 256)
+    fitted, cut = train_rows.fit_passage(tokenizer, row, "open", 256)
     assert cut and fitted["question"] == row["question"] and fitted["answer"] == row["answer"]
     assert row["passage"].startswith(fitted["passage"][:50]) and len(fitted["passage"]) < len(row["passage"])
-    assert sft._full_length(tokenizer, fitted, "open") <= 256
-    built, shortened = sft.build_rows([row], tokenizer, "mixed", 256)
+    assert train_rows._full_length(tokenizer, fitted, "open") <= 256
+    built, shortened = train_rows.build_rows([row], tokenizer, "mixed", 256)
     assert shortened == 1 and len(built) == 2  # mixed: an open and a closed row for each question
 
 
@@ -119,7 +121,7 @@ def test_padding_free_batch_gives_the_padded_loss(smollm2, shared_rows, tmp_path
     from trl import SFTConfig, SFTTrainer
 
     model, tokenizer, _ = smollm2
-    built, _ = sft.build_rows(shared_rows[100:104], tokenizer, "open", 1024)
+    built, _ = train_rows.build_rows(shared_rows[100:104], tokenizer, "open", 1024)
     losses, batches = {}, {}
     for flat in (False, True):
         args = SFTConfig(output_dir=str(tmp_path / str(flat)), max_length=None if flat else 1024, padding_free=flat,
@@ -166,11 +168,11 @@ def test_cpu_head_scores_label_positions_only(monkeypatch):
 
     full, full_grads = step()
     original = trl_utils._use_triton
-    with sft.label_positions_only() as applied:
+    with stages.label_positions_only() as applied:
         assert applied and trl_utils._use_triton is not original
         compact, compact_grads = step()
     assert trl_utils._use_triton is original  # restored: nothing outside training sees the change
-    with sft.label_positions_only(enabled=False) as applied:
+    with stages.label_positions_only(enabled=False) as applied:
         assert not applied and trl_utils._use_triton is original
         again, _ = step()
     # every shifted position, then the labels alone, then (switched off) every position again
@@ -215,7 +217,7 @@ def test_outputs_and_provenance(trained, train_qa):
     seen, unseen = set(run["split"]["test_seen_ids"]), set(run["split"]["test_unseen_ids"])
     assert seen and unseen and seen.isdisjoint(unseen) and seen | unseen == test_ids
     groups = Split(0.1, 42).groups(load_qa(train_qa))
-    assert seen == {r["id"] for r in groups["seen"]}  # the tasks' seen/unseen halves
+    assert seen == {r["id"] for r in groups.seen}  # the tasks' seen/unseen halves
     assert [s["name"] for s in run["stages"]] == ["document", "qa"]
     assert run["patches"] == {"trl_use_triton_cpu_label_positions_only": True}  # on by default, recorded
     assert run["corpus"]["texts"] > 0 and len(run["corpus"]["sha256"]) == 64 and run["corpus"]["passages_withheld"] >= 2
@@ -243,7 +245,7 @@ def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
                                                   "max_document_rows": None})  # the whole corpus
     inputs = sft.prepare_inputs(script, shared_rows, load_documents(shared_qa.parent / "fm5_chunks.jsonl"))
     texts = [d["text"] for d in inputs.documents]
-    unseen, seen, test = inputs.groups["unseen"], inputs.groups["seen"], inputs.groups["test"]
+    unseen, seen, test = inputs.groups.unseen, inputs.groups.seen, inputs.groups.test
     spans = {k for r in unseen for k in span_keys(r["passage"]) if len(k) == SPAN_WORDS}
     for text in texts:  # an independent look: every 13-word window of every text
         words = re.findall(r"\w+", text.lower())
@@ -448,14 +450,14 @@ def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train
 
 
 def test_a_null_override_sets_a_field_to_null():
-    overrides = sft._parse_overrides(["--max_train_rows", "null", "--warmup_steps", "~"])
+    overrides = train_config.parse_overrides(["--max_train_rows", "null", "--warmup_steps", "~"])
     assert overrides == {"max_train_rows": None, "warmup_steps": None}
     script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "max_train_rows": None})
     assert script.max_train_rows is None  # the config says 160
 
 
 def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
-    from harness_ext.cli import main as fm5
+    from fm5.cli import main as fm5
 
     out = tmp_path / "never"
     assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),

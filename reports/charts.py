@@ -1,0 +1,97 @@
+"""The report's charts as plain data: inline SVG geometry (points, ticks, captions) decided here, so the template
+only prints coordinates; no chart library, no CDN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness_ext import results as R
+from harness_ext import runs as run_layout
+
+CHART_METRICS = ("margin", "f1", "perplexity", "bertscore_f1")
+CHART_W, CHART_H, PAD = 420, 180, 34
+
+
+@dataclass
+class Series:
+    name: str
+    points: str  # "x,y x,y ..." in SVG coordinates
+    css: str
+    dots: list[tuple[str, str, str]]  # (cx, cy, tooltip)
+
+
+@dataclass
+class Chart:
+    title: str
+    y_label: str
+    series: list[Series]
+    x_ticks: list[tuple[str, str]]  # (x, label)
+    y_ticks: list[tuple[str, str]]
+    note: str = ""
+    width: int = CHART_W
+    height: int = CHART_H
+    axis_x: int = PAD  # where the y axis stands
+    axis_y: int = CHART_H - PAD  # where the x axis stands
+    axis_end_x: int = CHART_W - 6
+    label_y: int = CHART_H - PAD + 14  # x tick labels
+    caption_x: int = CHART_W // 2  # the "step" caption
+    caption_y: int = CHART_H - 4
+
+
+def _scale(values: list[float], lo_px: float, hi_px: float):
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 1, hi + 1
+    return lambda v: lo_px + (v - lo) / (hi - lo) * (hi_px - lo_px), lo, hi
+
+
+def _chart(title: str, y_label: str, lines: dict[str, list[tuple[float, float]]], note: str = "") -> Chart | None:
+    lines = {k: sorted(v) for k, v in lines.items() if v}
+    if not lines:
+        return None
+    xs = [x for pts in lines.values() for x, _ in pts]
+    ys = [y for pts in lines.values() for _, y in pts]
+    sx, x_lo, x_hi = _scale(xs, PAD + 6, CHART_W - 10)
+    sy, y_lo, y_hi = _scale(ys, CHART_H - PAD, 12)
+    series = []
+    for i, (name, pts) in enumerate(lines.items()):
+        coords = [(sx(x), sy(y)) for x, y in pts]
+        series.append(Series(
+            name, " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords), f"s{i % 4}",
+            [(f"{cx:.1f}", f"{cy:.1f}", f"{name}: step {x:g}, {y:.4g}") for (cx, cy), (x, y) in zip(coords, pts)]))
+    x_ticks = [(f"{sx(x):.1f}", f"{x:g}") for x in sorted(set(xs))][:12]
+    y_ticks = [(f"{sy(v):.1f}", f"{v:.3g}") for v in (y_lo, (y_lo + y_hi) / 2, y_hi)]
+    return Chart(title, y_label, series, x_ticks, y_ticks, note)
+
+
+def charts(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str],
+           histories: list[tuple[str, list[dict]]]) -> list[Chart]:
+    """Loss by step for each training run (name, trainer_state.json's log history), and each chart metric by
+    checkpoint, one line per training run and task, the base at step 0."""
+    out = []
+    for name, history in histories:
+        loss = {"train loss": [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e],
+                "eval loss": [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e and "step" in e]}
+        c = _chart(f"Loss by step: {name}", "loss (nats/token)", loss)
+        if c:
+            out.append(c)
+    # one line per training run and task: the steps of two runs are not one curve
+    checkpoints = [(run_layout.label_run(r.label), s, r) for r in others
+                   if (s := run_layout.checkpoint_step(r.label)) is not None]
+    names = sorted({name for name, _, _ in checkpoints})
+    if checkpoints:
+        for metric in CHART_METRICS:
+            lines = {}
+            for task, name in ((t, n) for t in tasks for n in names):
+                family = next(r.tasks[task].family for r in (base, *others) if task in r.tasks)
+                if family != R.METRICS[metric].family:
+                    continue
+                tb = base.tasks.get(task)
+                pts = [(0.0, tb.aggregate[metric])] if tb and metric in tb.aggregate else []
+                pts += [(float(s), r.tasks[task].aggregate[metric]) for n, s, r in checkpoints
+                        if n == name and task in r.tasks and metric in r.tasks[task].aggregate]
+                lines[task if len(names) == 1 else f"{name}: {task}"] = pts
+            c = _chart(f"{metric} by checkpoint", metric, lines, "step 0 is the base model")
+            if c:
+                out.append(c)
+    return out

@@ -1,0 +1,161 @@
+"""The report's view model: plain data objects, every number already formatted and every label decided, for the
+template (reports/templates/report.html.j2) and the Markdown summary to print."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reports.charts import Chart
+
+
+@dataclass
+class Cell:
+    text: str
+    css: str = ""
+    title: str = ""
+
+
+@dataclass
+class MetricCell:
+    value: str
+    delta: Cell
+    interval: str
+
+
+@dataclass
+class SummaryLine:
+    model: str
+    cells: list[MetricCell]
+
+
+@dataclass
+class SummaryTable:
+    task: str
+    metrics: list[tuple[str, str]]  # (name, direction)
+    lines: list[SummaryLine]
+    n: str
+    mde: list[str]  # per metric, at this n (from the last model's comparison)
+
+
+@dataclass
+class KnowledgeRow:
+    model: str
+    task: str
+    metric: str
+    closed_base: str
+    closed_model: str
+    gain: Cell
+    interval: str
+    open_model: str
+
+
+@dataclass
+class Verdict:
+    model: str
+    sentence: str
+    css: str  # "up" learned, "down" worse, "ns" no evidence
+
+
+@dataclass
+class DidRow:
+    model: str
+    task: str
+    metric: str
+    direction: str
+    seen_gain: str  # model - base on seen questions
+    unseen_gain: str
+    did: Cell
+    interval: str
+
+
+@dataclass
+class ClosureRow:
+    model: str
+    metric: str
+    value: Cell
+    interval: str
+    n: str
+
+
+@dataclass
+class TransitionRow:
+    model: str
+    group: str
+    learned: str
+    forgotten: str
+    still_known: str
+    still_unknown: str
+
+
+@dataclass
+class Answer:
+    text: str
+    f1: str
+    bertscore: str
+    nll: str
+    flip: Cell
+
+
+@dataclass
+class QuestionRow:
+    task: str
+    id: str
+    question: str
+    gold: str
+    answers: list[Answer]
+
+
+@dataclass
+class Pick:
+    """One model's choice on one probe question."""
+    text: str  # "B: option text"
+    correct: Cell
+    margin: str
+    flip: Cell
+
+
+@dataclass
+class ChoiceRow:
+    task: str
+    id: str
+    question: str
+    gold: str  # "A: gold answer"
+    picks: list[Pick]
+
+
+@dataclass
+class Report:
+    title: str
+    generated: str
+    base: str
+    models: list[str]  # the baseline first, then the others in training order
+    warnings: list[str]
+    notes: list[str]
+    summary: list[SummaryTable]
+    knowledge: list[KnowledgeRow]
+    verdicts: list[Verdict]
+    did: list[DidRow]
+    closure: list[ClosureRow]
+    transitions: list[TransitionRow]
+    knowledge_notes: list[str]
+    charts: list[Chart]
+    questions: list[QuestionRow]
+    choices: list[ChoiceRow]
+    provenance: list[tuple[str, str]]
+    flip_threshold: str
+    missing: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------------- formats
+
+
+def _letter(i: int) -> str:
+    return chr(ord("A") + i) if 0 <= i < 26 else str(i + 1)
+
+
+def fmt(metric: str, x: float) -> str:
+    return "n/a" if x != x else (f"{x:.2f}" if metric == "perplexity" else f"{x:.3f}")
+
+
+def fmt_delta(metric: str, x: float) -> str:
+    return f"{x:+.2f}" if metric == "perplexity" else f"{x:+.3f}"

@@ -1,0 +1,218 @@
+"""`fm5 train`'s settings: fm5's own fields (ScriptArguments) and TRL's SFTConfig, from a YAML file overridden by
+`--key value` on the command line; every key and type checked before anything runs, the model's config too."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from harness_ext import data as fm5_data
+from harness_ext.errors import UsageError
+from harness_ext.files import load_yaml, number
+
+CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
+SCHEDULES = ("staged", "mixed")  # document_schedule: the document stage before the QA stage, or both in one
+ALIASES = {"seed": "split_seed"}  # older spellings still accepted in a config or on the command line
+
+
+@dataclass
+class ScriptArguments:
+    """fm5's own settings; everything else is an SFTConfig field."""
+
+    model_name_or_path: str = field(metadata={"help": "HF id or folder of the base model; pkg:NAME is the folder of "
+                                                      "an installed Python package that ships a model"})
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file in that folder, dequantized and cached"})
+    dtype: str = field(default="float32", metadata={"help": "weights dtype when loading the base"})
+    attn_implementation: str | None = field(default=None, metadata={
+        "help": "attention kernel (transformers' default: sdpa); with padding_free use flash_attention_2 where "
+                "installed, else flex_attention (GPU only)"})
+    data: str | None = field(default=None, metadata={"help": "QA file; --data, else this, else $FM5_DATA"})
+    variant: str = field(default="open", metadata={"help": "open (passage in system turn), closed, or mixed (both)"})
+    test_size: float = field(default=fm5_data.DEFAULT_TEST_SIZE,
+                             metadata={"help": "held-out test split, shared with the lm-eval tasks"})
+    split_seed: int = field(default=fm5_data.DEFAULT_SEED, metadata={"help": "seed of the shared split"})
+    seen_fraction: float = field(default=fm5_data.DEFAULT_SEEN_FRACTION, metadata={
+        "help": "part of the test split whose passages the document stage reads (the rest stay unseen: the control "
+                "group)"})
+    eval_size: float = field(default=fm5_data.DEFAULT_EVAL_SIZE,
+                             metadata={"help": "part of the training rows kept for eval loss (0: none)"})
+    document: str | None = field(default=None, metadata={
+        "help": "JSONL with a `text` field (e.g. ../shared/fm5/fm5_chunks.jsonl) added to the document corpus; texts "
+                "sharing a long span with an unseen passage are dropped"})
+    document_passages: bool = field(default=True, metadata={
+        "help": "put the QA file's passages (minus the unseen ones) into the document corpus"})
+    document_epochs: float = field(default=0.0, metadata={"help": "epochs of the document stage (0: no stage)"})
+    document_learning_rate: float | None = field(default=None, metadata={
+        "help": "learning rate of the document stage (default: learning_rate)"})
+    document_schedule: str = field(default="staged", metadata={
+        "help": "staged: the document stage, then the QA stage (one adapter, two trainers); mixed: one stage over the "
+                "document texts (each document_epochs times) and the QA rows (each num_train_epochs times) shuffled "
+                "together, at document_learning_rate; the same rows and steps, interleaved"})
+    max_document_rows: int | None = field(default=None, metadata={
+        "help": "subsample the document corpus (demo); the seen test passages always stay"})
+    max_train_rows: int | None = field(default=None, metadata={"help": "subsample the training rows (demo, tests)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"],
+                                           metadata={"help": "module names to adapt"})
+    cpu_label_positions_only: bool = field(default=True, metadata={
+        "help": "on CPU, TRL's LM head projects only the label positions (same numbers, ~1/3 faster; patches TRL's "
+                "private _use_triton during training only)"})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "evaluations without improvement"})
+    early_stopping_threshold: float = field(default=0.0, metadata={"help": "minimum eval-loss improvement"})
+
+
+def _value(text: str):
+    """A command-line value: true/false, null, an int, a float, a YAML list/mapping, else the string itself
+    (so `--save_strategy no` stays the string "no", unlike YAML 1.1)."""
+    import yaml
+
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.strip()[:1] in "[{":
+        try:
+            return load_yaml(text)
+        except (yaml.YAMLError, RecursionError) as err:
+            raise UsageError(f"value {text[:40]!r}: invalid YAML ({str(err).splitlines()[0]})") from None
+    return text
+
+
+def parse_overrides(extra: list[str]) -> dict:
+    out, i = {}, 0
+    while i < len(extra):
+        key = extra[i]
+        if not key.startswith("--"):
+            raise UsageError(f"unexpected argument {key!r}; overrides are --key value")
+        key = key[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            value, i = extra[i + 1], i + 2
+        else:
+            value, i = "true", i + 1
+        try:
+            out[key] = _value(value)
+        except UsageError as err:
+            raise UsageError(f"--{key}: {err}") from None
+    return out
+
+
+def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, object]:
+    """(ScriptArguments, SFTConfig) from the YAML file and the command-line overrides; unknown keys are errors."""
+    import yaml
+    from trl import SFTConfig
+
+    try:
+        raw = load_yaml(Path(config_path).read_bytes().decode("utf-8")) or {}
+    except OSError as err:
+        raise UsageError(f"{config_path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{config_path}: not UTF-8 (byte {err.start})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise UsageError(f"{config_path}: invalid YAML ({str(err).splitlines()[0] or 'nested too deeply'})") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{config_path}: expected a mapping of settings")
+    raw.update(overrides)  # `--key null` sets a field to None
+    for old, new in ALIASES.items():
+        if old in raw:
+            if new in raw and raw[new] != raw[old]:
+                raise UsageError(f"{config_path}: {old} and {new} are one setting ({new}); give it once")
+            raw[new] = raw.pop(old)
+    ours = {f.name for f in fields(ScriptArguments)}
+    theirs = {f.name for f in fields(SFTConfig)}
+    unknown = sorted(set(raw) - ours - theirs)
+    if unknown:
+        raise UsageError(f"{config_path}: unknown key(s) {', '.join(unknown)} (not fm5 or SFTConfig settings)")
+    if "model_name_or_path" not in raw:
+        raise UsageError(f"{config_path}: model_name_or_path is required")
+    if not raw.get("output_dir"):
+        raise UsageError(f"{config_path}: output_dir is required (in the config or --output_dir)")
+    ours_given = {k: v for k, v in raw.items() if k in ours}
+    _check_types(ours_given, config_path)
+    script = ScriptArguments(**ours_given)
+    if script.variant not in ("open", "closed", "mixed"):
+        raise UsageError(f"{config_path}: variant must be open, closed or mixed, not {script.variant!r}")
+    if script.document_schedule not in SCHEDULES:
+        raise UsageError(f"{config_path}: document_schedule must be staged or mixed, not {script.document_schedule!r}")
+    try:
+        with warnings.catch_warnings():  # transformers' own deprecation notices about SFTConfig defaults
+            warnings.simplefilter("ignore", FutureWarning)
+            sft = SFTConfig(**{k: v for k, v in raw.items() if k in theirs})
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{config_path}: {str(err).splitlines()[0]}") from None
+    if script.document_schedule == "mixed" and script.document_epochs:
+        for key, value in (("document_epochs", script.document_epochs), ("num_train_epochs", sft.num_train_epochs)):
+            if value != int(value) or value < 1:  # the mixed stage repeats rows: whole epochs only
+                raise UsageError(f"{config_path}: {key} must be a whole number >= 1 with document_schedule mixed, "
+                                 f"not {value}")
+    return script, sft
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list[str]": (list,)}
+
+
+def _check_types(values: dict, where: str) -> None:
+    """fm5's own settings have the types their fields declare (`float | None` ...); numbers are finite and
+    non-negative (every fm5 number is a size, a fraction, a count, a rate or a seed)."""
+    declared = {f.name: f.type for f in fields(ScriptArguments)}
+    for key, value in values.items():
+        kinds = [k.strip() for k in declared[key].split("|")]
+        if value is None and "None" in kinds:
+            continue
+        ok = any(isinstance(value, _TYPES[k]) and not (isinstance(value, bool) and k != "bool")
+                 for k in kinds if k in _TYPES)
+        if ok and isinstance(value, list):
+            ok = bool(value) and all(isinstance(v, str) and v for v in value)
+        if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number(value, key, UsageError)
+            except UsageError:
+                ok = False
+        if ok and isinstance(value, str):
+            ok = value.isprintable() and value == value.encode("utf-8", "replace").decode("utf-8")
+        if not ok:
+            raise UsageError(f"{where}: field {key}: expected {declared[key].replace('|', 'or')}"
+                             f"{' (finite, >= 0)' if 'int' in kinds or 'float' in kinds else ''}, got {value!r:.60}")
+
+
+def resolve_model_path(name: str) -> str:
+    if name.startswith("pkg:"):
+        from harness_ext.models import package_dir
+
+        folder = package_dir(name[4:])
+        if folder is None:
+            raise UsageError(f"model {name}: package {name[4:]} is not installed")
+        return str(folder)
+    return name
+
+
+def check_model(script: ScriptArguments) -> str:
+    """Fail fast, before loading weights: the model folder, the GGUF file and the LoRA target modules."""
+    from harness_ext.models import gguf_path, module_names
+
+    path = resolve_model_path(script.model_name_or_path)
+    if script.gguf_file:
+        gguf_path(path, script.gguf_file)
+    elif not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in path:
+        raise UsageError(f"model {path}: no such folder")
+    try:
+        model_type, names = module_names(path, script.gguf_file)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"model {path}: {str(err).splitlines()[0]}") from None
+    missing = [m for m in script.lora_target_modules if m not in names]
+    if missing:
+        raise UsageError(f"lora_target_modules {missing} not in {model_type} (has e.g. "
+                         f"{sorted(n for n in names if n.endswith('_proj'))})")
+    return path
