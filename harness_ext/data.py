@@ -14,6 +14,9 @@ Groups of a QA file (``Split.groups``):
 A QA file is JSON Lines (one object per line) or a JSON array of objects. Each object needs the string fields
 ``passage``, ``question`` and ``answer`` (the original notebook's ``qa_pairs.jsonl`` shape); ``id`` is optional and
 derived from the question and passage when absent. Every other field is kept as is.
+
+Over 350 lines on purpose: the file format, the split and the rules of what training may read (``training_inputs``)
+live in one module so that they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Regression gate: did a candidate model get worse than a baseline on the FM 5-0 tasks, beyond noise?
 
-Decisions only; reading is `results`, statistics are `stats`.
+Decisions only; reading is `results`, statistics are `stats`, the control group is `knowledge`. Over 350 lines on
+purpose: the rule, the checked gate YAML and the four outputs (table, JSON, JUnit, Markdown) are one contract.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The base is loaded once (GGUF: from the conversion cache), every adapter is attached to it with PEFT and switched
 with `set_adapter` / `disable_adapter`, and lm-eval's own `simple_evaluate` + `EvaluationTracker` write, per model,
 exactly the files `lm_eval --output_path X --log_samples` writes (one folder per model).
+
+Over 350 lines on purpose: the plan (keep / copy / evaluate per model), the staged writes that lose nothing and the
+data-parallel path share their state and must be read together; each is a section below.
 """
 
 from __future__ import annotations
