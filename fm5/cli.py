@@ -39,7 +39,9 @@ def _cmd_data(args) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     summary = {"file": str(path), "rows": len(rows), "train": len(inputs.train), "eval": len(inputs.eval),
-               **inputs.groups.summary()}
+               **inputs.groups.summary(),
+               # the lexical rule only (no model loaded here); `fm5 train --check` adds the embedding rule
+               "near_duplicates_dropped_lexical": len(inputs.near_duplicates)}
     if args.ids:
         summary.update(inputs.groups.ids())
     print(json.dumps(summary, indent=1))

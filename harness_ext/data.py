@@ -39,6 +39,13 @@ DEFAULT_SEED = 42
 DEFAULT_SEEN_FRACTION = 0.5
 DEFAULT_EVAL_SIZE = 0.1
 SPAN_WORDS = 13  # "a long span": 13 consecutive words in common (GPT-3's decontamination n-gram)
+# near-duplicates of a held-out question (harness_ext.data.near_duplicates), chosen by reading the shared file's
+# closest train/test pairs (README "Decontamination"): a question or an answer this close under the sentence
+# embedding is a paraphrase of the item ...
+NEAR_COSINE = 0.85
+# ... and so is a question about the same thing with an answer on the same content
+NEAR_QUESTION_COSINE, NEAR_ANSWER_COSINE = 0.75, 0.60
+NEAR_SPAN_WORDS = 8  # or a question or answer sharing an 8-word span with the held-out one's
 # every other draw is keyed by the split seed plus its own offset, so that no two draws share a ranking
 EVAL_SEED_OFFSET = 1  # training's eval rows, carved out of the train side (Split.eval_split)
 TRAIN_SUBSAMPLE_SEED_OFFSET = 2  # max_train_rows
@@ -309,6 +316,7 @@ class Corpus:
     passages_withheld: int  # distinct passages dropped: unseen ones, or sharing a long span with one
     document_texts: int  # texts of --document kept (not already among the passages)
     document_dropped: int  # texts of --document dropped for sharing a long span with an unseen passage
+    near_dropped: int = 0  # texts dropped for sharing a NEAR_SPAN_WORDS-word span with an unseen question or answer
 
     @property
     def sha256(self) -> str:
@@ -317,21 +325,27 @@ class Corpus:
     def as_dict(self) -> dict:
         return {"texts": len(self.texts), "sha256": self.sha256, "passages": self.passages,
                 "passages_withheld": self.passages_withheld, "document_texts": self.document_texts,
-                "document_dropped_long_span": self.document_dropped, "span_words": SPAN_WORDS}
+                "document_dropped_long_span": self.document_dropped, "span_words": SPAN_WORDS,
+                "dropped_near_unseen_item": self.near_dropped, "near_span_words": NEAR_SPAN_WORDS}
 
 
 def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] = (),
                     use_passages: bool = True) -> Corpus:
     """The texts document training reads: the distinct passages of the QA file (``use_passages``) and the
-    ``documents`` texts, minus every text that shares a long span (``shares_long_span``) with an unseen passage,
-    in file order, each once."""
+    ``documents`` texts, minus every text that shares a long span (``shares_long_span``) with an unseen passage or a
+    NEAR_SPAN_WORDS-word span with an unseen question or answer, in file order, each once."""
     withheld = withheld_spans(unseen)
+    items = set().union(*(span_keys(r[f], NEAR_SPAN_WORDS) for r in unseen for f in ("question", "answer"))) \
+        if unseen else set()
     texts, seen_texts = [], set()
-    kept_passages = dropped_passages = kept_docs = dropped_docs = 0
+    kept_passages = dropped_passages = kept_docs = dropped_docs = near = 0
     if use_passages:
         for passage in dict.fromkeys(r["passage"].strip() for r in rows if r["passage"].strip()):
             if withheld and shares_long_span(passage, withheld):
                 dropped_passages += 1
+                continue
+            if items and shares_long_span(passage, items, NEAR_SPAN_WORDS):
+                near += 1
                 continue
             texts.append(passage)
             seen_texts.add(passage)
@@ -342,9 +356,42 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
         if withheld and shares_long_span(text, withheld):
             dropped_docs += 1
             continue
+        if items and shares_long_span(text, items, NEAR_SPAN_WORDS):
+            near += 1
+            continue
         texts.append(text)
         kept_docs += 1
-    return Corpus(texts, kept_passages, dropped_passages, kept_docs, dropped_docs)
+    return Corpus(texts, kept_passages, dropped_passages, kept_docs, dropped_docs, near)
+
+
+def near_duplicates(candidates: list[dict], test: list[dict], embed=None) -> dict[str, tuple[str, str]]:
+    """Rows of ``candidates`` that are near-duplicates of a held-out row of ``test``: ``{candidate id: (test id,
+    why)}``. Lexical: the questions or the answers share a NEAR_SPAN_WORDS-word span. With ``embed`` (texts ->
+    unit vectors, e.g. ``probe.embed``), also: question or answer cosine >= NEAR_COSINE, or question cosine >=
+    NEAR_QUESTION_COSINE with answer cosine >= NEAR_ANSWER_COSINE. The first reason found is given."""
+    found = {}
+    if not candidates or not test:
+        return found
+    keys = {f: [span_keys(r[f], NEAR_SPAN_WORDS) for r in test] for f in ("question", "answer")}
+    sims = None
+    if embed is not None:
+        q = embed(tuple(r["question"] for r in candidates + test))
+        a = embed(tuple(r["answer"].strip() for r in candidates + test))
+        n = len(candidates)
+        sims = (q[:n] @ q[n:].T, a[:n] @ a[n:].T)
+    for i, row in enumerate(candidates):
+        own = {f: span_keys(row[f], NEAR_SPAN_WORDS) for f in ("question", "answer")}
+        for j, held in enumerate(test):
+            why = next((f"shares a {NEAR_SPAN_WORDS}-word span with its {f}" for f in ("question", "answer")
+                        if not own[f].isdisjoint(keys[f][j])), None)
+            if why is None and sims is not None:
+                qc, ac = float(sims[0][i, j]), float(sims[1][i, j])
+                if max(qc, ac) >= NEAR_COSINE or (qc >= NEAR_QUESTION_COSINE and ac >= NEAR_ANSWER_COSINE):
+                    why = f"question cosine {qc:.2f}, answer cosine {ac:.2f}"
+            if why is not None:
+                found[row["id"]] = (held["id"], why)
+                break
+    return found
 
 
 def document_rows(corpus: list[str], seen: list[dict], max_rows: int | None, seed: int) -> list[dict]:
@@ -385,17 +432,30 @@ class TrainingInputs:
     corpus: Corpus | None  # the document corpus (None: no document stage)
     documents: list[dict]  # the document stage's rows ({"text": ...})
     passages_withheld: int  # QA rows whose passage was dropped for sharing a long span with an unseen passage
+    near_duplicates: dict[str, tuple[str, str]]  # training-side rows dropped: id -> (the test id it copies, why)
+
+    def decontamination(self) -> dict:
+        """What fm5_run.json records of the near-duplicate rule."""
+        return {"rule": {"span_words": NEAR_SPAN_WORDS, "cosine": NEAR_COSINE,
+                         "question_and_answer_cosine": [NEAR_QUESTION_COSINE, NEAR_ANSWER_COSINE]},
+                "rows_dropped": len(self.near_duplicates),
+                "pairs": [[k, *v] for k, v in sorted(self.near_duplicates.items())],
+                "document_texts_dropped": 0 if self.corpus is None else self.corpus.near_dropped,
+                "seen_passages_not_read": [] if self.corpus is None else sorted(
+                    r["id"] for r in self.groups.seen if r["passage"].strip() not in set(self.corpus.texts))}
 
 
 def training_inputs(rows: list[dict], split: Split, *, eval_size: float = DEFAULT_EVAL_SIZE,
                     max_train_rows: int | None = None, document_stage: bool = False, documents: list[str] = (),
-                    use_passages: bool = True, max_document_rows: int | None = None) -> TrainingInputs:
-    """The split and its seen/unseen halves; eval rows (eval loss, early stopping) from the training side; the QA
+                    use_passages: bool = True, max_document_rows: int | None = None, embed=None) -> TrainingInputs:
+    """The split and its seen/unseen halves; the training side minus every near-duplicate of a held-out row
+    (``near_duplicates``; ``embed`` adds the embedding rules), then its eval rows (eval loss, early stopping); the QA
     rows (subsampled to ``max_train_rows``); with ``document_stage``, the document corpus and its rows. No held-out
-    question or answer, no unseen passage (nor text sharing a long span with one) is in any of them
-    (tests/test_training.py checks it on the shared file). Bad settings raise ValueError."""
+    question or answer, no near-duplicate of one, no unseen passage (nor text sharing a long span with one) is in
+    any of them (tests/test_training.py checks it on the shared file). Bad settings raise ValueError."""
     groups = split.groups(rows)
-    train, evaluation = split.eval_split(groups.train, eval_size)
+    near = near_duplicates(groups.train, groups.test, embed)
+    train, evaluation = split.eval_split([r for r in groups.train if r["id"] not in near], eval_size)
     if max_train_rows and len(train) > max_train_rows:
         train = Split(max_train_rows, split.seed + TRAIN_SUBSAMPLE_SEED_OFFSET).apply(train)[1]
     train, n_withheld = withhold_passages(train, groups.unseen)
@@ -404,7 +464,7 @@ def training_inputs(rows: list[dict], split: Split, *, eval_size: float = DEFAUL
     if document_stage:
         corpus = document_corpus(rows, groups.unseen, documents, use_passages)
         doc_rows = document_rows(corpus.texts, groups.seen, max_document_rows, split.seed)
-    return TrainingInputs(split, groups, train, evaluation, corpus, doc_rows, n_withheld + n_withheld_eval)
+    return TrainingInputs(split, groups, train, evaluation, corpus, doc_rows, n_withheld + n_withheld_eval, near)
 
 
 def test_doc(row: dict, unseen: set[str]) -> dict:

@@ -32,8 +32,8 @@ otherwise it passes. Optional knowledge rule (gate.yaml `knowledge`): the same t
 group of document training), i.e. the candidate's knowledge effect must not fall below the baseline's by more
 than the tolerance; resampling within each group. Exit 0: every metric passes; 1: at least one fails; 2: unusable
 input (missing task, metric or samples, different question sets without --allow-subset, a --limit run unless
-allowed, different task versions or BERTScore backbones, no seen/unseen record for the knowledge rule,
-unreadable files)."""
+allowed, different task versions or BERTScore backbones, seen/unseen groups that differ between the runs, no
+seen/unseen record for the knowledge rule, unreadable files)."""
 
 DEFAULT_CONFIG = {
     "tasks": ["fm5_qa_open", "fm5_qa_closed"],  # add fm5_qa_mc_open / _closed to gate the probe (gate_mc.yaml)
@@ -220,6 +220,10 @@ def _check_runs(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: 
         common = sorted(ids_b & ids_c)
         if not common:
             raise UsageError(f"{task}: the runs share no question")
+        differ = K.group_mismatch(tb, tc)
+        if differ:
+            raise UsageError(f"{task}: the runs' seen/unseen groups differ on {len(differ)} question(s) (e.g. "
+                             f"{', '.join(differ[:3])}): other split settings? compare runs of one split")
         shared[task] = common
     return shared, notes
 

@@ -5,15 +5,17 @@ Held-out questions come in two groups (``data.Split.groups``): *seen* (document 
 general, lifts both groups; learning the document lifts only the seen one. So:
 
 - difference-in-differences (DiD): (model - base) on seen questions minus (model - base) on unseen questions, with a
-  95 % bootstrap interval that resamples questions within each group, paired across the two models;
+  95 % bootstrap interval (questions resampled within each group, paired across the two models) and an exact
+  randomization test (the group labels are a hash of the id, so permuting them is the design's own null);
+- the gain on each group, with its interval and a sign-flip randomization test;
 - knowledge-gap closure on seen questions: (closed-book model - closed-book base) / (open-book base - closed-book
-  base): the share of what the passage adds (to the base) that training put into the weights; bootstrap interval
-  over seen questions, paired across the three runs;
-- per-question transitions of the probe (base -> model, right = lm-eval's ``acc``): learned, forgotten, still known,
-  still unknown, per group;
+  base), with Fieller's interval, and no ratio at all where the base's open-book gap is not itself above 0;
+- per-question transitions of the probe (base -> model, right = lm-eval's ``acc``);
 - the pairing of two runs' questions (by id, and by group from the base's record) that all of the above need;
-- a verdict on the primary metric (closed-book probe ``margin``: continuous, so the most power): learned the
-  document (interval above 0), worse (below 0) or no evidence.
+- the verdict: one comparison declared before training (``Primary``; default: the final adapter, closed-book probe
+  ``margin``), "learned" only when the DiD *and* the seen group's own gain are both above 0 (an intersection-union
+  test, each one-sided at 2.5 %), "too few questions" below ``MIN_PER_GROUP``; every other model x metric is
+  exploratory, its p-values Holm-adjusted over the family.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from dataclasses import dataclass
 
 from harness_ext import metrics
 from harness_ext import results as R
-from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, columns, paired_bootstrap, resample_weights, statistic
+from harness_ext.stats import (DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_SEED, columns, fieller, paired_bootstrap,
+                               randomization_did, resample_weights, sign_flip, statistic)
 
-PRIMARY = ("fm5_qa_mc_closed", "margin")
-DID_METRICS = (("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_closed", "f1"),
+PRIMARY = ("fm5_qa_mc_closed", "margin")  # the default declared comparison's task and metric (on the final adapter)
+MIN_PER_GROUP = 10  # questions per group below which no verdict is given (README "The verdict")
+ALPHA = 0.05  # two-sided; each one-sided test of the verdict at ALPHA / 2
+DID_METRICS = (("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_mc_closed", "acc_pmi"),
+               ("fm5_qa_closed", "f1"),
                ("fm5_qa_closed", "bertscore_f1"), ("fm5_qa_closed", "perplexity"))
 CLOSURE_METRICS = ("margin", "acc")
 
@@ -39,6 +45,7 @@ class Estimate:
     high: float
     n_seen: int
     n_unseen: int = 0
+    note: str = ""  # why there is no value or interval
 
     @property
     def direction(self) -> int:
@@ -79,25 +86,18 @@ def diff_in_diff(metric: str, base_seen: list, model_seen: list, base_unseen: li
     return Estimate(point, *_interval(draws), len(base_seen), len(base_unseen))
 
 
-def gap_closure(closed_base: list[float], closed_model: list[float], open_base: list[float],
-                n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Estimate:
-    """(closed model - closed base) / (open base - closed base) over the same (seen) questions. Undefined (nan) when
-    the passage does not help the base (denominator <= 0)."""
-    import numpy as np
-
+def gap_closure(closed_base: list[float], closed_model: list[float], open_base: list[float]) -> Estimate:
+    """(closed model - closed base) / (open base - closed base) over the same (seen) questions, with Fieller's 95 %
+    interval (the per-question gains and gaps are paired). No ratio (nan, and ``note`` says why) when the passage's
+    help to the base, the denominator, is not itself above 0 at 95 %."""
     if not (len(closed_base) == len(closed_model) == len(open_base)) or not closed_base:
         raise ValueError("gap_closure needs three equal, non-empty lists")
-    cb, cm, ob = (columns("mean", v) for v in (closed_base, closed_model, open_base))
-
-    def ratio(w):
-        gap = statistic("mean", w, ob) - statistic("mean", w, cb)
-        gain = statistic("mean", w, cm) - statistic("mean", w, cb)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(gap > 0, gain / np.where(gap > 0, gap, 1.0), np.nan)
-
-    point = float(ratio(np.ones((1, len(closed_base))))[0])
-    draws = ratio(resample_weights(len(closed_base), n_resamples, seed))
-    return Estimate(point, *_interval(draws), len(closed_base))
+    gains = [m - b for m, b in zip(closed_model, closed_base)]
+    gaps = [o - b for o, b in zip(open_base, closed_base)]
+    ratio = fieller(gains, gaps)
+    note = f"n/a: the passage's help to the base (open- minus closed-book) is not above 0 ({ratio.reason})" \
+        if ratio.reason else ""
+    return Estimate(ratio.value, ratio.low, ratio.high, len(closed_base), note=note)
 
 
 def transitions(base_right: list[bool], model_right: list[bool]) -> dict[str, int]:
@@ -108,19 +108,61 @@ def transitions(base_right: list[bool], model_right: list[bool]) -> dict[str, in
     return out
 
 
-def verdict(estimate: Estimate | None, metric: str = PRIMARY[1], task: str = PRIMARY[0]) -> str:
-    """One sentence: learned the document / no evidence / worse, at 95 %, naming the metric."""
-    if estimate is None:
-        return f"No verdict: {task} {metric} needs seen and unseen questions of the base and the model."
-    better = metrics.METRICS[metric].higher_is_better
-    what = (f"{task} {metric}, seen-minus-unseen gain {estimate.value:+.3f} [{estimate.low:+.3f}, "
-            f"{estimate.high:+.3f}], {estimate.n_seen} seen / {estimate.n_unseen} unseen questions")
-    d = estimate.direction * (1 if better else -1)
-    if d > 0:
-        return f"Learned the document (95 %): {what}."
-    if d < 0:
-        return f"Worse on what it read (95 %): {what}."
-    return f"No evidence that it learned the document (95 % interval holds 0): {what}."
+@dataclass(frozen=True)
+class Primary:
+    """The comparison declared before training: which model of the run (``final``, ``document`` or
+    ``checkpoint-N``) against the base, on which task and metric."""
+
+    model: str = "final"
+    task: str = PRIMARY[0]
+    metric: str = PRIMARY[1]
+
+    def __str__(self) -> str:
+        return f"{self.model}:{self.task}:{self.metric}"
+
+    @classmethod
+    def parse(cls, text: str, where: str = "primary comparison") -> Primary:
+        """``MODEL:TASK:METRIC`` (e.g. ``final:fm5_qa_mc_closed:margin``); ValueError naming ``where``."""
+        parts = str(text).split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"{where}: expected MODEL:TASK:METRIC (e.g. final:fm5_qa_mc_closed:margin), got "
+                             f"{str(text)[:60]!r}")
+        model, task, metric = parts
+        if model not in ("final", "document") and not (model.startswith("checkpoint-") and model[11:].isdigit()):
+            raise ValueError(f"{where}: model must be final, document or checkpoint-N, not {model!r:.40}")
+        per_question = sorted(m for m, x in metrics.METRICS.items() if x.kind != "perplexity")
+        if metric not in per_question:
+            raise ValueError(f"{where}: metric must be one of {per_question}, not {metric!r:.40}")
+        return cls(model, task, metric)
+
+
+def _gain(metric: str, value: float, low: float, high: float) -> str:
+    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def verdict(effect: Effect | None, metric: str = PRIMARY[1], task: str = PRIMARY[0]) -> tuple[str, str]:
+    """(sentence, css) of a knowledge effect: "up" learned the document, "down" worse on what it read, "ns"
+    otherwise. Learned needs the diff-in-diff and the seen group's own gain both above 0 (one-sided randomization
+    tests at ALPHA / 2 each: an intersection-union test, no further adjustment); below MIN_PER_GROUP questions in a
+    group there is no verdict."""
+    if effect is None:
+        return f"No verdict: {task} {metric} needs seen and unseen questions of the base and the model.", "ns"
+    d, s, u = effect.did, effect.seen, effect.unseen
+    what = (f"{task} {metric}: seen questions {_gain(metric, s.value, s.low, s.high)}, unseen "
+            f"{_gain(metric, u.value, u.low, u.high)}, seen minus unseen {_gain(metric, d.value, d.low, d.high)} "
+            f"(randomization p = {effect.p_did_better:.3g} one-sided; seen gain p = {effect.p_seen_better:.3g}); "
+            f"{d.n_seen} seen / {d.n_unseen} unseen questions")
+    if min(d.n_seen, d.n_unseen) < MIN_PER_GROUP:
+        return (f"Too few questions for a verdict (at least {MIN_PER_GROUP} per group): {what}.", "ns")
+    level = ALPHA / 2
+    if effect.p_did_better < level and effect.p_seen_better < level:
+        return f"Learned the document (95 %): {what}.", "up"
+    if effect.p_did_worse < level:
+        return f"Worse on what it read (95 %): {what}.", "down"
+    if effect.p_did_better < level:
+        return (f"Seen questions moved more than unseen ones, but the seen questions did not themselves improve "
+                f"(95 %): not evidence that it learned the document: {what}.", "ns")
+    return f"No evidence that it learned the document (95 %): {what}.", "ns"
 
 
 # ---------------------------------------------------------------------------------- two runs, paired by question
@@ -155,6 +197,15 @@ class GroupValues:
     unseen_ids: list[str]
 
 
+def group_mismatch(base: R.TaskRun, other: R.TaskRun) -> list[str]:
+    """The questions both runs answered whose seen/unseen group differs between their records (other split
+    settings, another data file): the diff-in-diff would mix the groups."""
+    if not (base.has_groups and other.has_groups):
+        return []
+    theirs = {q.id: q.group for q in other.questions}
+    return sorted(q.id for q in base.questions if q.id in theirs and theirs[q.id] != q.group)
+
+
 def group_values(base: R.TaskRun, other: R.TaskRun, metric: str) -> GroupValues | None:
     """The values of both runs, seen and unseen apart, or None when a run has no seen/unseen record or a group is
     empty."""
@@ -171,28 +222,63 @@ def group_values(base: R.TaskRun, other: R.TaskRun, metric: str) -> GroupValues 
 
 @dataclass(frozen=True)
 class Effect:
-    """The knowledge effect of one model on one metric: its gain on each group and their difference."""
+    """The knowledge effect of one model on one metric: its gain on each group and their difference, with the
+    randomization tests of the verdict (p-values one-sided in the metric's better / worse direction)."""
 
-    seen_gain: float  # model - base on seen questions (the corpus value: perplexity recomputed)
-    unseen_gain: float
-    did: Estimate
+    seen: Estimate  # model - base on seen questions (corpus value; bootstrap interval)
+    unseen: Estimate
+    did: Estimate  # seen gain - unseen gain
     base_gap: float  # the base's seen - unseen value
     model_gap: float
+    p_did_better: float
+    p_did_worse: float
+    p_seen_better: float
+
+    @property
+    def p_did(self) -> float:
+        """Two-sided randomization p-value of the diff-in-diff."""
+        return min(1.0, 2 * min(self.p_did_better, self.p_did_worse))
+
+    @property
+    def seen_gain(self) -> float:
+        return self.seen.value
+
+    @property
+    def unseen_gain(self) -> float:
+        return self.unseen.value
 
 
 def effect(base: R.TaskRun, other: R.TaskRun, metric: str, n_resamples: int = DEFAULT_RESAMPLES,
-           seed: int = DEFAULT_SEED) -> Effect | None:
+           seed: int = DEFAULT_SEED, n_permutations: int = DEFAULT_PERMUTATIONS) -> Effect | None:
     """Diff-in-diff of ``metric`` between two runs of one task, with the gains per group; None without groups."""
     g = group_values(base, other, metric)
     if g is None:
         return None
+    return effect_of(metric, g.base_seen, g.model_seen, g.base_unseen, g.model_unseen, n_resamples, seed,
+                     n_permutations)
+
+
+def effect_of(metric: str, base_seen: list, model_seen: list, base_unseen: list, model_unseen: list,
+              n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+              n_permutations: int = DEFAULT_PERMUTATIONS) -> Effect:
+    """The knowledge effect from per-question values (each group's lists paired, base and model)."""
+    kind, higher = metrics.bootstrap_kind(metric), metrics.METRICS[metric].higher_is_better
     value = lambda v: R.corpus_value(metric, v)  # noqa: E731
-    est = diff_in_diff(metric, g.base_seen, g.model_seen, g.base_unseen, g.model_unseen, n_resamples, seed)
-    return Effect(value(g.model_seen) - value(g.base_seen), value(g.model_unseen) - value(g.base_unseen), est,
-                  value(g.base_seen) - value(g.base_unseen), value(g.model_seen) - value(g.model_unseen))
+    gains = []
+    for b, m in ((base_seen, model_seen), (base_unseen, model_unseen)):
+        c = paired_bootstrap(kind, b, m, n_resamples, seed)
+        gains.append(Estimate(c.delta, c.low, c.high, len(b)))
+    est = diff_in_diff(metric, base_seen, model_seen, base_unseen, model_unseen, n_resamples, seed)
+    did = randomization_did(kind, base_seen, model_seen, base_unseen, model_unseen, n_permutations, seed)
+    seen = sign_flip(kind, base_seen, model_seen, n_permutations, seed)
+    better = (lambda r: r.p_greater) if higher else (lambda r: r.p_less)
+    worse = (lambda r: r.p_less) if higher else (lambda r: r.p_greater)
+    return Effect(*gains, est, value(base_seen) - value(base_unseen), value(model_seen) - value(model_unseen),
+                  better(did), worse(did), better(seen))
 
 
 def closure(closed_base: R.TaskRun, closed_model: R.TaskRun, open_base: R.TaskRun, metric: str) -> Estimate | None:
+    """``gap_closure`` of two runs of the closed-book task and the base's open-book run."""
     """Knowledge-gap closure over the seen questions all three runs answered; None without any."""
     seen = sorted({q.id for q in closed_base.questions if q.group == "seen"} & set(closed_model.ids)
                   & set(open_base.ids))

@@ -8,10 +8,13 @@ The rule, deterministic for a given file and settings (no process, order or mach
 rounding at the 4th decimal of a cosine):
 1. Every answer (``prompts.completion_text``) is embedded with a sentence embedding (the packaged all-MiniLM-L6-v2
    by default: mean pooling, L2-normalised).
-2. Candidates for a question are the other rows' answers *with the same training exposure* (the seen/unseen split,
-   ``data.Split.groups``): an unseen question's candidates are the other unseen questions' answers; every other
-   question's are the rows outside the unseen group. (With options from the whole file, training on the seen
-   passages made unseen distractors familiar and lowered unseen scores by exposure alone.) Near-duplicates of the
+2. Candidates for a question are the answers of the other questions *of its own group* (the seen/unseen split,
+   ``data.Split.groups``): a seen question's options are other seen answers, an unseen question's other unseen
+   answers. So no option is ever a training answer, and the gold and its distractors share their exposure in both
+   groups (every seen option's passage was read, no unseen one's): only the question can pick the gold. (Version
+   1.0 drew a seen question's options from every row outside the unseen group: mostly training answers, made
+   familiar by the QA stage, while the gold's passage had been read many times and theirs mostly never.) Without
+   groups (``build_items`` called with none) every other row is a candidate. Near-duplicates of the
    gold are dropped: the same SQuAD-normalised text, or cosine similarity >= ``MAX_COSINE`` (0.95: paraphrases of
    the gold would be correct answers too). A candidate whose normalised text equals a chosen distractor is skipped.
 3. The K most similar candidates to the gold are its distractors (hard negatives), by cosine rounded to 4 decimals,
@@ -82,10 +85,17 @@ def _embeddings(texts: tuple[str, ...], model_path: str):
     return vectors
 
 
+def embed(texts: tuple[str, ...], embedding: str | None = None):
+    """Unit vectors of ``texts`` under the probe's sentence embedding (the packaged all-MiniLM-L6-v2 by default),
+    cached like the answers' (the decontamination rule, ``data.near_duplicates``, uses them)."""
+    return _embeddings(tuple(texts), models.probe_embedding_model(embedding)["model"])
+
+
 def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, seed: int = data.DEFAULT_SEED,
-                where: str | os.PathLike = "<qa file>", unseen: set[str] = frozenset()) -> dict[str, Item]:
+                where: str | os.PathLike = "<qa file>", groups: dict[str, str] | None = None) -> dict[str, Item]:
     """Options for each of ``questions`` (rows of ``rows``), with ``embeddings[i]`` the unit vector of
-    ``rows[i]``'s answer; ``unseen``: the ids of the unseen group (their options come from that group only)."""
+    ``rows[i]``'s answer; ``groups``: each held-out id's group (seen / unseen), whose options come from that group
+    only (None: from every row)."""
     import numpy as np
 
     k = distractor_count(k)
@@ -101,9 +111,9 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
     for q in questions:
         g = index[q["id"]]
         cos = np.round(emb @ emb[g], 4)
-        group = q["id"] in unseen
-        order = sorted((i for i in range(len(rows)) if i != g and (rows[i]["id"] in unseen) == group),
-                       key=lambda i: (-cos[i], tie[i]))
+        group = None if groups is None else groups[q["id"]]
+        pool = (i for i in range(len(rows)) if i != g and (groups is None or groups.get(rows[i]["id"]) == group))
+        order = sorted(pool, key=lambda i: (-cos[i], tie[i]))
         chosen, texts = [], {normalized[g]}
         for i in order:
             if cos[i] >= MAX_COSINE or normalized[i] in texts:
@@ -113,9 +123,10 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
             if len(chosen) == k:
                 break
         if len(chosen) < k:
-            pool = "unseen group" if group else "rows outside the unseen group"
-            hint = (f" (the unseen group has {sum(r['id'] in unseen for r in rows)} questions: use a larger file, "
-                    f"a smaller fm5_mc_distractors or fm5_seen_fraction 1)") if group else ""
+            pool = "rows" if group is None else f"{group} group"
+            hint = "" if group is None else (
+                f" (the {group} group has {sum(g == group for g in groups.values())} questions: use a larger file, a "
+                f"larger test split or a smaller fm5_mc_distractors)")
             raise data.DataError(where, f"question {q['id']!r}: only {len(chosen)} other answer(s) of the {pool} "
                                         f"differ from its gold answer; the probe needs fm5_mc_distractors = {k}"
                                         + hint)
@@ -138,6 +149,7 @@ def load_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = 
     unseen = groups.unseen_ids
     model = models.probe_embedding_model(embedding)
     vectors = _embeddings(tuple(prompts.completion_text(r) for r in rows), model["model"])
-    items = build_items(rows, groups.test, k, vectors, seed, resolved, unseen)
+    by_id = {r["id"]: "unseen" if r["id"] in unseen else "seen" for r in groups.test}
+    items = build_items(rows, groups.test, k, vectors, seed, resolved, by_id)
     return [{**data.test_doc(r, unseen), "choices": list(items[r["id"]].choices), "gold": items[r["id"]].gold}
             for r in groups.test]

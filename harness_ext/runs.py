@@ -6,6 +6,7 @@ the report read it.
       checkpoint-<step>/                               per-epoch checkpoints (TRL / transformers names)
       document/ (+ fm5_stage.json, written last)       the document stage's adapter (staged schedule)
       trainer_state.json                               the last stage's log history (QA, or the mixed stage)
+      fm5_plan.json (written first)                    the declared comparison and the split, before any step
       fm5_run.json (written last)                      provenance; its presence marks a finished run
 """
 
@@ -22,6 +23,7 @@ RUN_FILE = "fm5_run.json"
 STATE_FILE = "trainer_state.json"
 DOCUMENT_DIR = "document"  # the document stage's adapter, inside output_dir
 STAGE_FILE = "fm5_stage.json"  # written last in output_dir/document: the stage is complete
+PLAN_FILE = "fm5_plan.json"  # written before training starts: the declared comparison and the split
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_FILES = ("adapter_model.safetensors", "adapter_config.json", STATE_FILE, "optimizer.pt", "scheduler.pt")
 # fm5_run.json fields that hold id lists (the split), read by the report and the knowledge section
@@ -79,6 +81,14 @@ def label_is_document(label: str) -> bool:
     return label.endswith("/" + DOCUMENT_DIR)
 
 
+def label_role(label: str) -> str:
+    """A model's place in its training run: ``document``, ``checkpoint-N`` or ``final`` (the adapter itself)."""
+    if label_is_document(label):
+        return DOCUMENT_DIR
+    step = checkpoint_step(label)
+    return "final" if step is None else f"{CHECKPOINT_PREFIX}{step}"
+
+
 @dataclass(frozen=True)
 class SplitRecord:
     """Which rows the run held out and read (fm5_run.json "split")."""
@@ -129,6 +139,9 @@ class RunRecord:
     resumed_from: str | None = None
     torch_threads: int | None = None
     patches: dict = field(default_factory=dict)
+    decontamination: dict = field(default_factory=dict)  # data.TrainingInputs.decontamination
+    primary: str | None = None  # the declared comparison, MODEL:TASK:METRIC (knowledge.Primary)
+    declared_at: str | None = None  # when it was declared: before the first training step (PLAN_FILE)
 
     @property
     def lora(self) -> tuple:
@@ -210,12 +223,26 @@ def read_run(output_dir: Path) -> RunRecord | None:
         stages=tuple(stages), corpus=corpus, rows=_section(raw, "rows", path),
         git_commit=_text_field(raw.get("git_commit"), "git_commit", path),
         versions=_section(raw, "versions", path), patches=_section(raw, "patches", path),
+        decontamination=_section(raw, "decontamination", path),
+        primary=_text_field(raw.get("primary"), "primary", path),
         **{k: raw.get(k) if isinstance(raw.get(k), str) else None
-           for k in ("device", "best_checkpoint", "resumed_from")},
+           for k in ("device", "best_checkpoint", "resumed_from", "declared_at")},
         **{k: raw.get(k) if isinstance(raw.get(k), (int, float)) and not isinstance(raw.get(k), bool) else None
            for k in ("world_size", "train_runtime_s", "answer_tokens_per_epoch", "torch_threads")},
         **numbers,
     )
+
+
+def write_plan(output_dir: Path, plan: dict) -> None:
+    """The pre-registration of a run, written before its first training step (kept on resume)."""
+    path = Path(output_dir) / PLAN_FILE
+    if not path.is_file():
+        files.write_atomic(path, json.dumps(plan, indent=1, sort_keys=True) + "\n")
+
+
+def read_plan(output_dir: Path) -> dict | None:
+    path = Path(output_dir) / PLAN_FILE
+    return files.read_json(path, RunError) if path.is_file() else None
 
 
 def read_stage(folder: Path) -> dict:

@@ -13,12 +13,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext import runs as run_layout
 from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
 from reports import sections as S
-from reports.charts import charts
+from reports.charts import charts, forest
 from reports.render import render_html, render_markdown
 from reports.view import Report
 
@@ -80,23 +81,52 @@ def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[
         id_sets = {tuple(r.tasks[task].ids) for r in present if r.tasks[task].questions}
         if len(id_sets) > 1:
             warnings.append(f"{task}: models were evaluated on different question sets; deltas use the shared ones")
-    train_ids = {}
+    records = {}
     for run in runs:
-        ids = R.training_ids(run)
-        if ids:
-            train_ids[run.label] = ids
+        record = R.training_run(run)
+        if record is not None:
+            records.setdefault(run_layout.label_run(run.label), record)
     for tr in trainings:
         if tr.run:
-            train_ids.setdefault(tr.path.name, set(tr.run.split.train_ids))
-    evaluated = {q.id for r in runs for t in r.tasks.values() for q in t.questions}
-    for label, ids in train_ids.items():
-        leaked = sorted(evaluated & ids)
+            records.setdefault(tr.path.name, tr.run)
+    evaluated = {q.id: q for r in runs for t in r.tasks.values() for q in t.questions}
+    for label, record in records.items():
+        leaked = sorted(set(evaluated) & set(record.split.train_ids))
         if leaked:
             warnings.append(f"CONTAMINATION: {len(leaked)} evaluated question(s) are in the training data of "
                             f"{label} (e.g. {', '.join(leaked[:5])}); their scores measure memorisation")
+        near = _near_duplicates(record, evaluated)
+        if near is None:
+            notes.append(f"{label}: its data file is not at hand, so its training rows were not checked for "
+                         f"near-duplicates of the evaluated questions")
+        elif near:
+            pairs = "; ".join(f"{k} ~ {v[0]} ({v[1]})" for k, v in list(near.items())[:3])
+            warnings.append(f"CONTAMINATION: {len(near)} training row(s) of {label} are near-duplicates of evaluated "
+                            f"questions (the rule fm5 train drops them by: harness_ext.data.near_duplicates), e.g. "
+                            f"{pairs}")
     if not warnings:
-        notes.append("No partial runs, no version or backbone mismatch, no evaluated question in any training set.")
+        notes.append("No partial runs, no version or backbone mismatch, no evaluated question (nor a near-duplicate "
+                     "of one) in any training set at hand.")
     return warnings, notes
+
+
+def _near_duplicates(record: run_layout.RunRecord, evaluated: dict) -> dict | None:
+    """The run's training rows that are near-duplicates of evaluated questions, by the rule training applies
+    (harness_ext.data.near_duplicates with the probe's embedding); None when its data file cannot be read."""
+    from harness_ext import data
+    from harness_ext.probe import embed
+
+    if not evaluated or not record.split.train_ids:
+        return {}
+    try:
+        rows = data.load_qa(record.data_path) if record.data_path else None
+    except data.DataError:
+        rows = None
+    if rows is None:
+        return None
+    train_ids = set(record.split.train_ids)
+    held = [{"id": q.id, "question": q.question, "answer": q.answer} for q in evaluated.values()]
+    return data.near_duplicates([r for r in rows if r["id"] in train_ids], held, embed)
 
 
 def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tuple[str, str]]:
@@ -119,7 +149,29 @@ def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tup
     return rows
 
 
-def build(paths: list[str], base_path: str | None = None) -> Report:
+def declared_comparison(others: list[R.ModelRun], trainings: list[TrainingRun],
+                        override: str | None) -> tuple[K.Primary, str]:
+    """The comparison the verdict is about, and how it was declared: `fm5 report --primary` (shown as such), else
+    the training record of the evaluated adapters or of a given training run (declared before training), else the
+    default."""
+    if override:
+        try:
+            return K.Primary.parse(override, "--primary"), "set by fm5 report --primary after the run, not declared " \
+                                                          "before training"
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    records = [(r.label, R.training_run(r)) for r in others] + [(t.path.name, t.run) for t in trainings]
+    for name, record in records:
+        if record is not None and record.primary:
+            try:
+                return K.Primary.parse(record.primary, f"{name}: fm5_run.json field primary"), \
+                    f"declared before training ({name}, {record.declared_at or 'time not recorded'})"
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+    return K.Primary(), "the default (no training record declares one)"
+
+
+def build(paths: list[str], base_path: str | None = None, primary_text: str | None = None) -> Report:
     runs, trainings = collect(paths)
     base = runs[0]
     if base_path:
@@ -131,15 +183,20 @@ def build(paths: list[str], base_path: str | None = None) -> Report:
     runs = [base, *others]
     tasks = S.task_names(runs)
     warnings, notes = check_inputs(runs, trainings)
-    verdicts, did_rows, closure_rows, transition_rows, knowledge_notes = S.knowledge_view(base, others)
+    primary, source = declared_comparison(others, trainings, primary_text)
+    verdict, did_rows, closure_rows, transition_rows, knowledge_notes, effects = S.knowledge_view(
+        base, others, primary, source)
+    groups = {}
+    for run, task, metric, eff, declared in effects:
+        groups.setdefault((task, metric), []).append((run.label, eff.did.value, eff.did.low, eff.did.high, declared))
     histories = [(tr.path.name, (tr.state or {}).get("log_history", [])) for tr in trainings]
     return Report(
         title="FM 5-0 fine-tuning report",
         generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
-        summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others), verdicts=verdicts,
+        summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others), verdict=verdict,
         did=did_rows, closure=closure_rows, transitions=transition_rows, knowledge_notes=knowledge_notes,
-        charts=charts(base, others, tasks, histories), questions=S.question_rows(base, others, tasks),
+        charts=charts(base, others, tasks, histories), forest=forest(groups), questions=S.question_rows(base, others, tasks),
         choices=S.choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
         flip_threshold=f"{S.FLIP_THRESHOLD:.2f}", missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
     )
@@ -155,10 +212,13 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output", required=True, help="HTML file to write")
     p.add_argument("--base", help="which PATH is the baseline (default: the first model)")
     p.add_argument("--markdown", help="also write the summary table as Markdown")
+    p.add_argument("--primary", metavar="MODEL:TASK:METRIC",
+                   help="the comparison the verdict is about, overriding the one the training run declared (the "
+                        "report says so), e.g. final:fm5_qa_mc_closed:margin")
 
 
 def main(args) -> int:
-    report = build(args.paths, args.base)
+    report = build(args.paths, args.base, args.primary)
     html = render_html(report)
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -95,3 +95,54 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str],
             if c:
                 out.append(c)
     return out
+
+
+FOREST_W, FOREST_LABEL_W, FOREST_ROW_H = 560, 190, 22
+
+
+@dataclass
+class ForestRow:
+    label: str
+    y: str
+    x: str  # the estimate
+    x_low: str  # its 95 % interval
+    x_high: str
+    css: str  # "declared" for the declared comparison, else "s0"
+    tip: str
+
+
+@dataclass
+class Forest:
+    """A forest plot: one row per model, its diff-in-diff and 95 % interval on one axis, zero marked."""
+
+    title: str
+    rows: list[ForestRow]
+    ticks: list[tuple[str, str]]  # (x, label)
+    zero_x: str
+    width: int = FOREST_W
+    height: int = 0
+    label_w: int = FOREST_LABEL_W
+    axis_y: int = 0
+
+
+def forest(groups: dict[tuple[str, str], list[tuple[str, float, float, float, bool]]]) -> list[Forest]:
+    """One plot per (task, metric) from rows (model, estimate, low, high, declared); intervals that are not finite
+    are left out."""
+    out = []
+    for (task, metric), rows in groups.items():
+        rows = [r for r in rows if all(x == x and abs(x) != float("inf") for x in r[1:4])]
+        if not rows:
+            continue
+        values = [0.0] + [x for r in rows for x in r[1:4]]
+        sx, lo, hi = _scale(values, FOREST_LABEL_W + 8, FOREST_W - 12)
+        height = 24 + FOREST_ROW_H * len(rows)
+        plotted = []
+        for i, (model, est, low, high, declared) in enumerate(rows):
+            y = 16 + FOREST_ROW_H * i
+            plotted.append(ForestRow(model + (" (declared)" if declared else ""), f"{y:.0f}", f"{sx(est):.1f}",
+                                     f"{sx(low):.1f}", f"{sx(high):.1f}", "declared" if declared else "s0",
+                                     f"{model}: {est:+.3f} [{low:+.3f}, {high:+.3f}]"))
+        ticks = [(f"{sx(v):.1f}", f"{v:+.3g}") for v in (lo, (lo + hi) / 2, hi)]
+        out.append(Forest(f"{task} {metric}: seen minus unseen gain", plotted, ticks, f"{sx(0.0):.1f}",
+                          height=height + 14, axis_y=height - 4))
+    return out

@@ -25,7 +25,9 @@ def render_html(report: Report) -> str:
 
 def render_markdown(report: Report) -> str:
     lines = [f"### {report.title}", "", f"Baseline: `{report.base}`.", ""]
-    lines += [f"- **{v.model}**: {v.sentence}" for v in report.verdicts] + ([""] if report.verdicts else [])
+    if report.verdict:
+        v = report.verdict
+        lines += [f"- **{v.model}** ({v.comparison}, {v.source}): {v.sentence}", ""]
     lines += [f"> ⚠️ {w}" for w in report.warnings] + ([""] if report.warnings else [])
     for table in report.summary:
         lines += [f"**{table.task}** (n = {table.n})", "",

@@ -7,6 +7,8 @@ from __future__ import annotations
 from harness_ext import ALL_TASKS
 from harness_ext import knowledge as K
 from harness_ext import results as R
+from harness_ext import runs as run_layout
+from harness_ext.stats import holm
 from reports.view import (Answer, Cell, ChoiceRow, ClosureRow, DidRow, KnowledgeRow, MetricCell, Pick, QuestionRow,
                           SummaryLine, SummaryTable, TransitionRow, Verdict, _letter, fmt, fmt_delta)
 
@@ -93,35 +95,65 @@ def _css(direction: int) -> str:
     return {1: "up", -1: "down", 0: "ns"}[direction]
 
 
-def knowledge_view(base: R.ModelRun, others: list[R.ModelRun]):
-    """The verdict per model, the diff-in-diff table, the gap closure and the probe's transitions."""
-    verdicts, did_rows, closure_rows, transition_rows, notes = [], [], [], [], []
+def _with_interval(metric: str, est: K.Estimate) -> str:
+    return f"{_fmt_est(metric, est.value)} [{_fmt_est(metric, est.low)}, {_fmt_est(metric, est.high)}]"
+
+
+def primary_model(others: list[R.ModelRun], primary: K.Primary) -> R.ModelRun | None:
+    """The model the declared comparison is about: the first with that role in its training run (``final``,
+    ``document``, ``checkpoint-N``), preferring one whose training record is at hand."""
+    matching = [r for r in others if run_layout.label_role(r.label) == primary.model]
+    return next((r for r in matching if R.training_run(r)), matching[0] if matching else None)
+
+
+def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], primary: K.Primary, source: str):
+    """The declared comparison's verdict; every model x metric as an exploratory diff-in-diff row (randomization
+    p-values Holm-adjusted over the family, the declared row apart); the gap closure; the probe's transitions."""
+    did_rows, closure_rows, transition_rows, notes = [], [], [], []
     missing = sorted({f"{r.label}/{t}" for r in [base, *others] for t, tr in r.tasks.items()
                       if tr.questions and not tr.has_groups})
     if missing:
         notes.append("No seen/unseen record in " + ", ".join(missing) + " (a run from before the control group, "
                      "or without samples): no diff-in-diff for those.")
+    target = primary_model(others, primary)
+    verdict = None
+    if target is not None:
+        tb, to = base.tasks.get(primary.task), target.tasks.get(primary.task)
+        eff = K.effect(tb, to, primary.metric) if tb and to and primary.metric in tb.aggregate else None
+        sentence, css = K.verdict(eff, primary.metric, primary.task)
+        verdict = Verdict(target.label, str(primary), source, sentence, css)
+    else:
+        notes.append(f"The declared comparison ({primary}) names no evaluated model: no verdict.")
+    effects = []
     for run in others:
-        primary = None
         for task, metric in K.DID_METRICS:
             tb, to = base.tasks.get(task), run.tasks.get(task)
-            if not (tb and to and metric in tb.aggregate):
-                continue
-            eff = K.effect(tb, to, metric)
-            if eff is None:
-                continue
-            est = eff.did
-            better = R.METRICS[metric].higher_is_better
-            css = _css(est.direction * (1 if better else -1))
-            did_rows.append(DidRow(run.label, task, metric, "↑" if better else "↓", _fmt_est(metric, eff.seen_gain),
-                                   _fmt_est(metric, eff.unseen_gain),
-                                   Cell(_fmt_est(metric, est.value), css, "95 % interval excludes zero" if css != "ns"
-                                        else "95 % interval includes zero"),
-                                   f"[{_fmt_est(metric, est.low)}, {_fmt_est(metric, est.high)}]"))
-            if (task, metric) == K.PRIMARY:
-                primary = est
-        verdicts.append(Verdict(run.label, K.verdict(primary), "ns" if primary is None else _css(primary.direction)))
+            if tb and to and metric in tb.aggregate and (eff := K.effect(tb, to, metric)) is not None:
+                declared = run is target and (task, metric) == (primary.task, primary.metric)
+                effects.append((run, task, metric, eff, declared))
+    family = [i for i, e in enumerate(effects) if not e[4]]
+    adjusted = dict(zip(family, holm([effects[i][3].p_did for i in family])))
+    for i, (run, task, metric, eff, declared) in enumerate(effects):
+        better = R.METRICS[metric].higher_is_better
+        if declared:
+            css, p_holm = verdict.css, "declared"
+        else:
+            sign = (1 if eff.did.value > 0 else -1) * (1 if better else -1)
+            css, p_holm = (_css(sign) if adjusted[i] < K.ALPHA else "ns"), f"{adjusted[i]:.3g}"
+        did_rows.append(DidRow(run.label, task, metric, "↑" if better else "↓", _with_interval(metric, eff.seen),
+                               _with_interval(metric, eff.unseen),
+                               Cell(_fmt_est(metric, eff.did.value), css,
+                                    "significant" if css != "ns" else "not significant"),
+                               f"[{_fmt_est(metric, eff.did.low)}, {_fmt_est(metric, eff.did.high)}]",
+                               f"{eff.p_did:.3g}", p_holm, "declared" if declared else "exploratory"))
 
+    for run in others:
+        for task, tr in sorted(run.tasks.items()):
+            differ = K.group_mismatch(base.tasks[task], tr) if task in base.tasks else []
+            if differ:
+                notes.append(f"{run.label}/{task}: its seen/unseen groups differ from the baseline's on {len(differ)} "
+                             f"question(s) (e.g. {', '.join(differ[:3])}): other split settings? Its diff-in-diff "
+                             f"uses the baseline's groups and mixes them.")
         cb, cm, ob = base.tasks.get("fm5_qa_mc_closed"), run.tasks.get("fm5_qa_mc_closed"), \
             base.tasks.get("fm5_qa_mc_open")
         if cb and cm and ob and cb.has_groups and cm.has_groups:
@@ -129,10 +161,11 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun]):
                 est = K.closure(cb, cm, ob, metric)
                 if est is None:
                     break
-                closure_rows.append(ClosureRow(run.label, metric, Cell("n/a" if est.value != est.value else
-                                                                       f"{est.value:+.2f}", _css(est.direction)),
-                                               "n/a (the passage does not help the base)" if est.low != est.low else
-                                               f"[{est.low:+.2f}, {est.high:+.2f}]", str(est.n_seen)))
+                closure_rows.append(ClosureRow(
+                    run.label, metric, Cell("n/a" if est.value != est.value else f"{est.value:+.2f}",
+                                            _css(est.direction)),
+                    est.note or f"[{est.low:+.2f}, {est.high:+.2f}]", str(est.n_seen)))
+        if cb and cm and cb.has_groups and cm.has_groups:
             for group, t in K.probe_transitions(cb, cm).items():
                 transition_rows.append(TransitionRow(run.label, group, *(str(t[k]) for k in
                                                      ("learned", "forgotten", "still known", "still unknown"))))
@@ -143,7 +176,7 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun]):
             if trained_seen and not logged_seen <= trained_seen:
                 notes.append(f"{run.label}: its training run's seen questions differ from the evaluated seen group "
                              f"(other split settings?); the diff-in-diff does not measure its document stage")
-    return verdicts, did_rows, closure_rows, transition_rows, notes
+    return verdict, did_rows, closure_rows, transition_rows, notes, effects
 
 
 def _question_table(models: list[R.ModelRun], tasks: list[str], family: str):
@@ -170,7 +203,7 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
             flip = _flip(base_q.f1 >= FLIP_THRESHOLD, q.f1 >= FLIP_THRESHOLD) if i and base_q else Cell("")
             answers.append(Answer(q.prediction, f"{q.f1:.2f}", f"{q.bertscore[2]:.3f}" if q.bertscore else "",
                                   f"{q.nll / max(q.tokens, 1):.2f}", flip))
-        rows.append(QuestionRow(task, qid, ref.question, ref.answer, answers))
+        rows.append(QuestionRow(task, qid, (base_q or ref).group or "", ref.question, ref.answer, answers))
     return rows
 
 
@@ -209,5 +242,6 @@ def choice_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) ->
             flip = _flip(base_q.picked == base_q.gold, right) if i and base_q else Cell("")
             picks.append(Pick(f"{_letter(q.picked)}: {q.prediction}", Cell("✓", "up") if right else Cell("✗", "down"),
                               f"{q.values['margin']:+.2f}", flip))
-        rows.append(ChoiceRow(task, qid, ref.question, f"{_letter(ref.gold)}: {ref.choices[ref.gold]}", picks))
+        rows.append(ChoiceRow(task, qid, (base_q or ref).group or "", ref.question,
+                              f"{_letter(ref.gold)}: {ref.choices[ref.gold]}", picks))
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reports.charts import Chart
+from reports.charts import Chart, Forest
 
 
 @dataclass
@@ -51,9 +51,13 @@ class KnowledgeRow:
 
 @dataclass
 class Verdict:
+    """The declared comparison's sentence: the only confirmatory claim of the report."""
+
     model: str
+    comparison: str  # "final:fm5_qa_mc_closed:margin"
+    source: str  # how it was declared: before training (the run's record), by `fm5 report --primary`, or the default
     sentence: str
-    css: str  # "up" learned, "down" worse, "ns" no evidence
+    css: str  # "up" learned, "down" worse, "ns" otherwise
 
 
 @dataclass
@@ -62,10 +66,13 @@ class DidRow:
     task: str
     metric: str
     direction: str
-    seen_gain: str  # model - base on seen questions
+    seen_gain: str  # model - base on seen questions, with its interval
     unseen_gain: str
     did: Cell
     interval: str
+    p: str  # randomization p-value of the diff-in-diff, two-sided
+    p_holm: str  # Holm-adjusted over the exploratory family ("declared" for the declared comparison)
+    role: str  # "declared" or "exploratory"
 
 
 @dataclass
@@ -100,6 +107,7 @@ class Answer:
 class QuestionRow:
     task: str
     id: str
+    group: str  # seen / unseen ("" in runs from before the control group)
     question: str
     gold: str
     answers: list[Answer]
@@ -118,6 +126,7 @@ class Pick:
 class ChoiceRow:
     task: str
     id: str
+    group: str
     question: str
     gold: str  # "A: gold answer"
     picks: list[Pick]
@@ -133,12 +142,13 @@ class Report:
     notes: list[str]
     summary: list[SummaryTable]
     knowledge: list[KnowledgeRow]
-    verdicts: list[Verdict]
+    verdict: Verdict | None
     did: list[DidRow]
     closure: list[ClosureRow]
     transitions: list[TransitionRow]
     knowledge_notes: list[str]
     charts: list[Chart]
+    forest: list[Forest]  # diff-in-diff intervals per task and metric, one row per model
     questions: list[QuestionRow]
     choices: list[ChoiceRow]
     provenance: list[tuple[str, str]]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0", "--window-size=1280,2000"]
+         "--remote-debugging-port=0", "--window-size=1400,2000"]
 
 
 def chromium() -> str | None:
@@ -62,6 +62,10 @@ def load_page(url: str, screenshot: Path, timeout: float = 60) -> dict:
         title = call("Runtime.evaluate", expression="document.title", returnByValue=True)["result"]["value"]
         rows = call("Runtime.evaluate", expression="document.querySelectorAll('#questions tbody tr').length",
                     returnByValue=True)["result"]["value"]
+        # how far the widest table reaches past the window's right edge (<= 0: everything fits)
+        overflow = call("Runtime.evaluate", returnByValue=True, expression=(
+            "Math.max(...Array.from(document.querySelectorAll('table'), t => t.getBoundingClientRect().right))"
+            " - document.documentElement.clientWidth"))["result"]["value"]
         shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         ws.close()
@@ -73,4 +77,4 @@ def load_page(url: str, screenshot: Path, timeout: float = 60) -> dict:
               or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
               or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
-    return {"title": title, "errors": errors, "requests": requests, "question_rows": rows}
+    return {"title": title, "errors": errors, "requests": requests, "question_rows": rows, "overflow": overflow}

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from conftest import write_jsonl
-from harness_ext.data import DataError, Split, derive_id, load_qa, load_split, resolve_data_path
+from harness_ext.data import (DataError, Split, derive_id, load_qa, load_split, near_duplicates, resolve_data_path,
+                              shares_long_span, span_keys, training_inputs)
 
 ROW = {"passage": "P text.", "question": "What is P?", "answer": "P is text."}
 
@@ -133,7 +134,9 @@ def test_fm5_data_prints_the_four_counts(shared_qa):
     out = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(shared_qa), "--ids"],
                          capture_output=True, text=True, check=True).stdout
     summary = json.loads(out)
-    assert (summary["train"], summary["eval"], summary["test_seen"], summary["test_unseen"]) == (405, 45, 25, 25)
+    # 3 training rows share an 8-word span with a held-out question or answer (the lexical near-duplicate rule)
+    assert (summary["train"], summary["eval"], summary["test_seen"], summary["test_unseen"]) == (402, 45, 25, 25)
+    assert summary["near_duplicates_dropped_lexical"] == 3
     assert set(summary["test_seen_ids"]) | set(summary["test_unseen_ids"]) == set(summary["test_ids"])
 
 
@@ -180,3 +183,23 @@ def test_document_corpus_keeps_out_everything_unseen(shared_rows, shared_qa, tmp
     bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
     with pytest.raises(DataError, match=r"docs.jsonl:2: field 'text': missing"):
         load_documents(bad)
+
+
+def test_near_duplicates_of_held_out_rows_are_dropped_not_blanked(shared_rows):
+    """The three near-paraphrases the audit found (each a training row whose passage was blanked for sharing a span
+    with an unseen passage, its question and answer kept) are dropped, with the rule that caught them."""
+    from harness_ext.probe import embed
+
+    inputs = training_inputs(shared_rows, Split(), document_stage=True, embed=embed)
+    kept = {r["id"] for r in inputs.train + inputs.eval}
+    for row, item in (("fm5-0085", "fm5-0393"), ("fm5-0316", "fm5-0200"), ("fm5-0061", "fm5-0031")):
+        assert inputs.near_duplicates[row][0] == item and row not in kept, row
+    record = inputs.decontamination()
+    assert record["rows_dropped"] == len(inputs.near_duplicates) and ["fm5-0085", "fm5-0393"] == record["pairs"][5][:2]
+    # the lexical rule alone (no embedding): an 8-word span shared by two answers
+    lexical = near_duplicates([r for r in shared_rows if r["id"] == "fm5-0324"],
+                              [r for r in shared_rows if r["id"] == "fm5-0214"])
+    assert lexical == {"fm5-0324": ("fm5-0214", "shares a 8-word span with its answer")}
+    # no document text holds an 8-word span of an unseen question or answer
+    spans = set().union(*(span_keys(r[f], 8) for r in inputs.groups.unseen for f in ("question", "answer")))
+    assert not any(shares_long_span(t["text"], spans, 8) for t in inputs.documents)

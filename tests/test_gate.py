@@ -258,6 +258,25 @@ def test_knowledge_rule(tmp_path, shared_rows, capsys):
     assert "seen-unseen" not in capsys.readouterr().out and default in (0, 1)
 
 
+def test_runs_whose_groups_differ_exit_2(tmp_path, shared_rows, capsys):
+    """The candidate's seen/unseen record must match the baseline's: a candidate evaluated on another split's
+    groups would mix them in every diff-in-diff."""
+    from conftest import REPO
+    from reports.build import build
+
+    rows = shared_rows[:50]
+    base = _mc_run(tmp_path, "base", rows)
+    swapped = _mc_questions(rows, knowledge=1.0)
+    for q in swapped[:4]:
+        q["group"] = "unseen" if q["group"] == "seen" else "seen"
+    other = write_fake_run(tmp_path / "other", {**{t: _questions(rows) for t in TASKS},
+                                                **{t: swapped for t in MC_TASKS}})
+    _expect_2(capsys, base, other, "seen/unseen groups differ on 4 question(s)", "--config",
+              str(REPO / "examples" / "gate_mc.yaml"))
+    report = build([str(base), str(other)])
+    assert any("groups differ from the baseline's on 4 question(s)" in n for n in report.knowledge_notes)
+
+
 def test_probe_task_missing_from_a_qa_only_run(tmp_path, baseline, rows, capsys):
     from conftest import REPO
 

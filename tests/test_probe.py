@@ -85,6 +85,18 @@ def test_load_docs_on_the_shared_file(shared_qa, tmp_path, monkeypatch):
     assert len(probe.load_docs(shared_qa, k=5)[0]["choices"]) == 6
 
 
+def test_options_come_from_the_questions_own_group(shared_qa):
+    """No option is a training answer, and a question's distractors are answers of other questions of its own group
+    (task version 2.0); the three earlier seen options that were QA-stage answers are gone."""
+    rows = data.load_qa(shared_qa)
+    groups = data.Split().groups(rows)
+    answers = {prompts.completion_text(r): r["id"] for r in rows}
+    group_of = {r["id"]: "seen" for r in groups.seen} | {r["id"]: "unseen" for r in groups.unseen}
+    for doc in probe.load_docs(shared_qa):
+        others = [c for i, c in enumerate(doc["choices"]) if i != doc["gold"]]
+        assert [group_of.get(answers[c]) for c in others] == [doc["group"]] * 3, doc["id"]
+
+
 def test_missing_embedding_model_is_a_clear_error(shared_qa, tmp_path):
     with pytest.raises(models.ModelError, match="sentence embedding model folder not found"):
         probe.load_docs(shared_qa, embedding=str(tmp_path / "nope"))

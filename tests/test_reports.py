@@ -12,8 +12,10 @@ import pytest
 
 from browser import chromium, load_page
 from conftest import fake_mc_questions as _mc_questions
+from conftest import fake_questions as _questions
 from conftest import write_fake_run
 from harness_ext import metrics
+from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from reports import build as B
@@ -210,6 +212,7 @@ def test_real_browser_loads_report_offline(report, tmp_path):
     assert result["errors"] == [], result["errors"]
     assert [u for u in result["requests"] if u != page.as_uri()] == []  # the injected <img> did not load
     assert result["question_rows"] == len(report.questions)
+    assert result["overflow"] <= 0, f"a table runs {result['overflow']} px past the 1400 px window"
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("FM5_KEEP_SCREENSHOT"):
         shot.replace(os.environ["FM5_KEEP_SCREENSHOT"])
@@ -249,21 +252,67 @@ def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
                                                 "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)},
                            model_args={"pretrained": "fake-model", "peft": str(tmp_path / "style-lora")})
     report = B.build([str(base), str(learned), str(style)])
-    verdicts = {v.model: v for v in report.verdicts}
-    assert verdicts["learned-lora"].sentence.startswith("Learned the document (95 %): fm5_qa_mc_closed margin")
-    assert verdicts["learned-lora"].css == "up"
-    assert verdicts["style-lora"].sentence.startswith("No evidence")  # both groups gained alike
-    did = next(d for d in report.did if d.model == "learned-lora" and d.metric == "margin")
+    # one declared comparison (the default: the final adapter, closed-book margin); the first final adapter here
+    v = report.verdict
+    assert (v.model, v.comparison, v.css) == ("learned-lora", "final:fm5_qa_mc_closed:margin", "up")
+    assert v.sentence.startswith("Learned the document (95 %): fm5_qa_mc_closed margin: seen questions +")
+    assert v.source.startswith("the default")
+    rows = {(d.model, d.metric): d for d in report.did}
+    assert rows["learned-lora", "margin"].role == "declared" and rows["learned-lora", "margin"].p_holm == "declared"
+    style_margin = rows["style-lora", "margin"]  # both groups gained alike: exploratory, adjusted, not flagged
+    assert style_margin.role == "exploratory" and float(style_margin.p_holm) >= float(style_margin.p)
+    assert style_margin.did.css == "ns"
+    assert {d.metric for d in report.did} >= {"margin", "acc", "acc_pmi"}
+    did = rows["learned-lora", "margin"]
     assert did.did.css == "up" and did.interval.startswith("[+")
     assert {c.metric for c in report.closure} == {"margin", "acc"}
     groups = [t.group for t in report.transitions if t.model == "learned-lora"]
     t = next(t for t in report.transitions if t.model == "learned-lora" and t.group == "seen")
     assert groups == ["seen", "unseen"] and sum(int(x) for x in (t.learned, t.forgotten, t.still_known,
                                                                t.still_unknown)) == 25
+    assert [f.title for f in report.forest][0] == "fm5_qa_mc_closed margin: seen minus unseen gain"
+    assert [r.label for r in report.forest[0].rows] == ["learned-lora (declared)", "style-lora"]
     html = B.render_html(report)
-    assert 'id="did"' in html and "Learned the document" in html
-    assert any(line.startswith("- **learned-lora**: Learned the document (95 %)")
+    assert 'id="did"' in html and "Learned the document" in html and "Forest plot" in html
+    assert html.count('<p class="verdict') == 1  # the declared comparison only
+    assert any(line.startswith("- **learned-lora** (final:fm5_qa_mc_closed:margin, the default")
                for line in B.render_markdown(report).splitlines()[:8])
+    # a report may name another comparison, and says it was not declared before training
+    other = B.build([str(base), str(learned), str(style)], primary_text="final:fm5_qa_mc_closed:acc")
+    assert other.verdict.comparison == "final:fm5_qa_mc_closed:acc" and "not declared before" in other.verdict.source
+
+
+def test_the_verdict_follows_the_comparison_declared_before_training(tmp_path, shared_rows):
+    rows = shared_rows[:50]
+    training = tmp_path / "run"
+    training.mkdir()
+    (training / "fm5_run.json").write_text(json.dumps({"primary": "final:fm5_qa_mc_closed:acc_pmi",
+                                                       "declared_at": "2026-12-01T10:00:00+00:00"}))
+    base = write_fake_run(tmp_path / "evals" / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.3)})
+    write_fake_run(tmp_path / "evals" / "run", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.5, knowledge=1.5)},
+                   model_args={"pretrained": "fake-model", "peft": str(training)})
+    report = B.build([str(tmp_path / "evals")], str(base))
+    assert report.verdict.comparison == "final:fm5_qa_mc_closed:acc_pmi"
+    assert report.verdict.source == "declared before training (run, 2026-12-01T10:00:00+00:00)"
+    assert "fm5_qa_mc_closed acc_pmi" in report.verdict.sentence
+    bad = B.build  # an unusable declaration is one line naming the file's field
+    (training / "fm5_run.json").write_text(json.dumps({"primary": "last:fm5_qa_mc_closed:margin"}))
+    with pytest.raises(UsageError, match="fm5_run.json field primary: model must be final, document or"):
+        bad([str(tmp_path / "evals")], str(base))
+
+
+def test_per_question_tables_fit_the_page_and_show_the_group(tmp_path, shared_rows):
+    rows = shared_rows[:6]
+    models = {f"m{i}": write_fake_run(tmp_path / f"m{i}", {"fm5_qa_closed": _questions(rows, seed=i),
+                                                           "fm5_qa_mc_closed": _mc_questions(rows, seed=i)},
+                                      model_args={"pretrained": "fake-model", "peft": str(tmp_path / f"lora{i}")})
+              for i in range(5)}
+    report = B.build([str(p) for p in models.values()])
+    assert {q.group for q in report.choices} == {"seen", "unseen"}
+    html = B.render_html(report)
+    assert "<td>unseen</td>" in html
+    head = html[html.index('<table id="questions"'):html.index("</thead>", html.index('<table id="questions"'))]
+    assert head.count("</th>") == 5 + 5  # task, id, group, question, gold + one column per model
 
 
 def test_runs_without_the_control_group_get_a_note(tmp_path, shared_rows):
@@ -273,6 +322,6 @@ def test_runs_without_the_control_group_get_a_note(tmp_path, shared_rows):
     other = write_fake_run(tmp_path / "other", {"fm5_qa_mc_closed": _mc_questions(rows, skill=2.0, groups=False)},
                            model_args={"pretrained": "fake-model", "peft": str(tmp_path / "x")})
     report = B.build([str(base), str(other)])
-    assert not report.did and report.verdicts[0].sentence.startswith("No verdict")
+    assert not report.did and report.verdict.sentence.startswith("No verdict")
     assert any("No seen/unseen record" in n for n in report.knowledge_notes)
     B.render_html(report)

@@ -211,13 +211,19 @@ def test_outputs_and_provenance(trained, train_qa):
     assert run["data"]["sha256"] == file_sha256(train_qa)
     train_ids, test_ids = set(run["split"]["train_ids"]), set(run["split"]["test_ids"])
     assert train_ids and test_ids and train_ids.isdisjoint(test_ids)
-    assert test_ids == Split(0.1, 42).test_ids(load_qa(train_qa))  # the tasks' split
+    assert test_ids == Split(0.3, 42).test_ids(load_qa(train_qa))  # the config's split (fm5 eval reads it back)
     assert run["adapter"]["r"] == 16 and run["base_model"]["gguf_file"].endswith(".gguf")
     # the control group: seen and unseen test ids, the two stages, the corpus
     seen, unseen = set(run["split"]["test_seen_ids"]), set(run["split"]["test_unseen_ids"])
     assert seen and unseen and seen.isdisjoint(unseen) and seen | unseen == test_ids
-    groups = Split(0.1, 42).groups(load_qa(train_qa))
+    groups = Split(0.3, 42).groups(load_qa(train_qa))
     assert seen == {r["id"] for r in groups.seen}  # the tasks' seen/unseen halves
+    # the comparison declared before the first step, and the decontamination counts
+    plan = json.loads((trained / "fm5_plan.json").read_text())
+    assert plan["primary"] == run["primary"] == "final:fm5_qa_mc_closed:margin"
+    assert plan["declared_at"] == run["declared_at"] and plan["test_seen_ids"] == sorted(seen)
+    assert run["decontamination"]["rows_dropped"] == len(run["decontamination"]["pairs"])
+    assert not {p[0] for p in run["decontamination"]["pairs"]} & (train_ids | set(run["split"]["eval_ids"]))
     assert [s["name"] for s in run["stages"]] == ["document", "qa"]
     assert run["patches"] == {"trl_use_triton_cpu_label_positions_only": True}  # on by default, recorded
     assert run["corpus"]["texts"] > 0 and len(run["corpus"]["sha256"]) == 64 and run["corpus"]["passages_withheld"] >= 2
@@ -463,7 +469,8 @@ def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
     assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),
                 "--check"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["test_seen"] == plan["test_unseen"] == 4 and plan["train"] > 0 and plan["document_texts"] > 0
+    assert plan["test_seen"] == plan["test_unseen"] == 12  # the config's 30 % split of 80 rows
+    assert plan["train"] > 0 and plan["document_texts"] > 0 and plan["near_duplicates_dropped"] >= 0
     assert plan["document_schedule"] == "staged"
     assert plan["output_dir_holds"] == "empty" and not out.exists()
     for bad, field in ((["--lora_r", "-3"], "lora_r"), (["--seen_fraction", "[1]"], "seen_fraction"),

@@ -61,6 +61,10 @@ class ScriptArguments:
     cpu_label_positions_only: bool = field(default=True, metadata={
         "help": "on CPU, TRL's LM head projects only the label positions (same numbers, ~1/3 faster; patches TRL's "
                 "private _use_triton during training only)"})
+    primary_comparison: str = field(default="final:fm5_qa_mc_closed:margin", metadata={
+        "help": "the one comparison the report's verdict is about, MODEL:TASK:METRIC (model: final, document or "
+                "checkpoint-N, against the base); declared in fm5_plan.json before training starts. Every other "
+                "model x metric is exploratory"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "evaluations without improvement"})
     early_stopping_threshold: float = field(default=0.0, metadata={"help": "minimum eval-loss improvement"})
 
@@ -144,6 +148,12 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     script = ScriptArguments(**ours_given)
     if script.variant not in ("open", "closed", "mixed"):
         raise UsageError(f"{config_path}: variant must be open, closed or mixed, not {script.variant!r}")
+    from harness_ext.knowledge import Primary
+
+    try:
+        Primary.parse(script.primary_comparison, f"{config_path}: field primary_comparison")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if script.document_schedule not in SCHEDULES:
         raise UsageError(f"{config_path}: document_schedule must be staged or mixed, not {script.document_schedule!r}")
     try:

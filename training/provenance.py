@@ -31,6 +31,15 @@ def versions() -> dict:
     return out
 
 
+def plan(script, inputs) -> dict:
+    """What fm5_plan.json declares before training: the comparison the verdict is about and the split it uses."""
+    import datetime
+
+    return {"primary": script.primary_comparison, "declared_at": datetime.datetime.now(datetime.timezone.utc)
+            .isoformat(timespec="seconds"), "git_commit": git_commit(), "split": inputs.split.as_dict(),
+            **{k: sorted(v) for k, v in inputs.groups.ids().items()}}
+
+
 def run_record(script, checked, output_dir: Path, final, stages: list[dict], rows: dict, started: float,
                resume_from: Path | None) -> runs.RunRecord:
     """The finished run's record; ``checked`` is step 1's findings (sft.Checked), ``final`` the last stage
@@ -40,6 +49,7 @@ def run_record(script, checked, output_dir: Path, final, stages: list[dict], row
     import torch
 
     inputs, trainer = checked.inputs, final.trainer
+    declared = runs.read_plan(output_dir) or {}
     split, groups = inputs.split, inputs.groups
     corpus = None
     if inputs.corpus is not None:
@@ -65,4 +75,6 @@ def run_record(script, checked, output_dir: Path, final, stages: list[dict], row
         resumed_from=str(resume_from) if resume_from else None, torch_threads=torch.get_num_threads(),
         # the one change made to a library's behaviour, in effect during trainer.train() only (label_positions_only)
         patches={"trl_use_triton_cpu_label_positions_only": final.compact_head and trainer.args.device.type == "cpu"},
+        primary=declared.get("primary"), declared_at=declared.get("declared_at"),
+        decontamination=inputs.decontamination(),
     )

@@ -52,15 +52,22 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path 
 
 
 def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[str]) -> fm5_data.TrainingInputs:
-    """What training may read (harness_ext.data.training_inputs) for these settings, logged."""
+    """What training may read (harness_ext.data.training_inputs) for these settings, near-duplicates of held-out
+    rows dropped under the probe's sentence embedding, logged."""
+    from harness_ext.probe import embed
+
     try:
         inputs = fm5_data.training_inputs(
             rows, fm5_data.Split(script.test_size, script.split_seed, script.seen_fraction),
             eval_size=script.eval_size, max_train_rows=script.max_train_rows,
             document_stage=bool(script.document_epochs), documents=documents, use_passages=script.document_passages,
-            max_document_rows=script.max_document_rows)
+            max_document_rows=script.max_document_rows, embed=embed)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if inputs.near_duplicates:
+        log.info("dropped %d training-side rows that are near-duplicates of held-out rows (e.g. %s)",
+                 len(inputs.near_duplicates), ", ".join(f"{k} ~ {v[0]}" for k, v in
+                                                       list(inputs.near_duplicates.items())[:3]))
     if script.max_train_rows and len(inputs.train) == script.max_train_rows:
         log.info("subsampled %d training rows", len(inputs.train))
     if inputs.corpus is not None:
@@ -106,7 +113,8 @@ def check(script: ScriptArguments, sft) -> dict:
     inputs = checked.inputs
     return {"data": str(checked.data_path), "rows": len(checked.rows), "train": len(inputs.train),
             "eval": len(inputs.eval), "test_seen": len(inputs.groups.seen),
-            "test_unseen": len(inputs.groups.unseen), "document_texts": len(inputs.documents),
+            "test_unseen": len(inputs.groups.unseen), "near_duplicates_dropped": len(inputs.near_duplicates),
+            "document_texts": len(inputs.documents),
             "document_schedule": script.document_schedule if inputs.documents else None,
             "model": checked.model_path, "output_dir": str(output_dir), "output_dir_holds": state}
 
@@ -124,6 +132,8 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     checked = check_inputs(script)
     inputs, output_dir = checked.inputs, Path(sft.output_dir)
     resume_from = _resume_point(output_dir, resume, overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:  # the declared comparison, before any training step
+        runs.write_plan(output_dir, provenance.plan(script, inputs))
 
     from peft import LoraConfig
 
