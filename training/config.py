@@ -14,7 +14,6 @@ from harness_ext.files import load_yaml, number
 
 CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
 SCHEDULES = ("staged", "mixed")  # document_schedule: the document stage before the QA stage, or both in one
-ALIASES = {"seed": "split_seed"}  # older spellings still accepted in a config or on the command line
 
 
 @dataclass
@@ -129,11 +128,6 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     if not isinstance(raw, dict):
         raise UsageError(f"{config_path}: expected a mapping of settings")
     raw.update(overrides)  # `--key null` sets a field to None
-    for old, new in ALIASES.items():
-        if old in raw:
-            if new in raw and raw[new] != raw[old]:
-                raise UsageError(f"{config_path}: {old} and {new} are one setting ({new}); give it once")
-            raw[new] = raw.pop(old)
     ours = {f.name for f in fields(ScriptArguments)}
     theirs = {f.name for f in fields(SFTConfig)}
     unknown = sorted(set(raw) - ours - theirs)
