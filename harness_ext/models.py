@@ -288,11 +288,18 @@ def sentence_embeddings(texts: list[str], model_path: str, batch_size: int = 64,
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a helper model: no "Loading weights" bar on a command's stderr
     try:
         tok, model = AutoTokenizer.from_pretrained(model_path), AutoModel.from_pretrained(model_path)
     except OSError as err:
         raise ModelError(f"{model_path}: sentence embedding model cannot be loaded ({str(err).splitlines()[0][:200]})"
                          ) from None
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)

@@ -154,7 +154,7 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
         with warnings.catch_warnings():  # transformers' own deprecation notices about SFTConfig defaults
             warnings.simplefilter("ignore", FutureWarning)
             sft = SFTConfig(**{k: v for k, v in raw.items() if k in theirs})
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError) as err:  # e.g. logging_steps: .inf
         raise UsageError(f"{config_path}: {str(err).splitlines()[0]}") from None
     if script.document_schedule == "mixed" and script.document_epochs:
         for key, value in (("document_epochs", script.document_epochs), ("num_train_epochs", sft.num_train_epochs)):
