@@ -137,6 +137,28 @@ def test_contamination_and_flips(report, shared_rows):
     assert "wrong → right" in flips
 
 
+def test_near_duplicate_training_rows_are_flagged(tmp_path, shared_qa, shared_rows):
+    """An adapter trained before the decontamination rule (on every training-side row of the 10 % split): the report
+    applies the rule to its training rows and the evaluated questions, and names the pairs."""
+    from harness_ext.data import Split
+
+    groups = Split().groups(shared_rows)
+    training = tmp_path / "old-run"
+    training.mkdir()
+    (training / "fm5_run.json").write_text(json.dumps({"data": {"path": str(shared_qa)}, "split": {
+        "train_ids": [r["id"] for r in groups.train], **groups.ids()}}))
+    evaluated = [r for r in groups.test if r["id"] in ("fm5-0393", "fm5-0200", "fm5-0031", "fm5-0019")]
+    base = write_fake_run(tmp_path / "base", {"fm5_qa_closed": _questions(evaluated)})
+    write_fake_run(tmp_path / "old", {"fm5_qa_closed": _questions(evaluated, seed=1)},
+                   model_args={"pretrained": "fake-model", "peft": str(training)})
+    report = B.build([str(base), str(tmp_path / "old")])
+    (warning,) = [w for w in report.warnings if "near-duplicates" in w]
+    assert warning.startswith("CONTAMINATION: ") and "of old-run are near-duplicates" in warning
+    assert "fm5-0061 ~ fm5-0031" in warning and "fm5-0085 ~ fm5-0393" in warning  # the first three, in file order
+    # also fm5-0084 ~ fm5-0393, fm5-0152 and fm5-0221 ~ fm5-0019, fm5-0316 and others ~ fm5-0200
+    assert int(warning.split("CONTAMINATION: ")[1].split()[0]) >= 6
+
+
 def test_escaping_and_offline_html(report, tmp_path):
     html = B.render_html(report)
     assert EVIL not in html and "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
