@@ -180,6 +180,11 @@ def _text_field(value, key: str, path: Path) -> str | None:
     return value
 
 
+def _optional(value, kind: type | tuple = str):
+    """A field kept only when it has the expected type (provenance that no reader relies on): else None."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
 def read_run(output_dir: Path) -> RunRecord | None:
     """fm5_run.json of a training output_dir (None if absent), checked: one line naming the file and field."""
     path = Path(output_dir) / RUN_FILE
@@ -187,9 +192,7 @@ def read_run(output_dir: Path) -> RunRecord | None:
         return None
     raw = files.read_json(path, RunError, allow_nan=False)
     base, data, split = (_section(raw, k, path) for k in ("base_model", "data", "split"))
-    adapter, corpus = _section(raw, "adapter", path), raw.get("corpus")
-    if corpus is not None and not isinstance(corpus, dict):
-        raise RunError(f"{path}: field corpus: expected an object")
+    adapter, corpus = _section(raw, "adapter", path), _section(raw, "corpus", path) or None
     ids = {}
     for key in ID_LISTS:
         value = split.get(key, [])
@@ -210,24 +213,22 @@ def read_run(output_dir: Path) -> RunRecord | None:
             numbers[key] = files.number(raw[key], f"{path}: field {key}", RunError, minimum=None)
     return RunRecord(
         base_model=_text_field(base.get("model_name_or_path"), "base_model.model_name_or_path", path),
-        base_resolved=base.get("resolved") if isinstance(base.get("resolved"), str) else None,
+        base_resolved=_optional(base.get("resolved")),
         gguf_file=_text_field(base.get("gguf_file"), "base_model.gguf_file", path),
-        dtype=base.get("dtype") if isinstance(base.get("dtype"), str) else None,
+        dtype=_optional(base.get("dtype")),
         adapter=adapter, config=_section(raw, "config", path),
-        data_path=data.get("path") if isinstance(data.get("path"), str) else None,
+        data_path=_optional(data.get("path")),
         data_sha256=_text_field(data.get("sha256"), "data.sha256", path),
-        data_rows=data.get("rows") if isinstance(data.get("rows"), int) else None,
-        split=SplitRecord(**settings, rule=split.get("rule") if isinstance(split.get("rule"), str) else None,
-                          seen_rule=split.get("seen_rule") if isinstance(split.get("seen_rule"), str) else None,
+        data_rows=_optional(data.get("rows"), int),
+        split=SplitRecord(**settings, rule=_optional(split.get("rule")), seen_rule=_optional(split.get("seen_rule")),
                           **ids),
         stages=tuple(stages), corpus=corpus, rows=_section(raw, "rows", path),
         git_commit=_text_field(raw.get("git_commit"), "git_commit", path),
         versions=_section(raw, "versions", path), patches=_section(raw, "patches", path),
         decontamination=_section(raw, "decontamination", path),
         primary=_text_field(raw.get("primary"), "primary", path),
-        **{k: raw.get(k) if isinstance(raw.get(k), str) else None
-           for k in ("device", "best_checkpoint", "resumed_from", "declared_at")},
-        **{k: raw.get(k) if isinstance(raw.get(k), (int, float)) and not isinstance(raw.get(k), bool) else None
+        **{k: _optional(raw.get(k)) for k in ("device", "best_checkpoint", "resumed_from", "declared_at")},
+        **{k: _optional(raw.get(k), (int, float))
            for k in ("world_size", "train_runtime_s", "answer_tokens_per_epoch", "torch_threads")},
         **numbers,
     )
