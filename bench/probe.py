@@ -1,8 +1,10 @@
-"""The multiple-choice probe against the QA tasks on one model, in one run: time of the probe (loglikelihood only)
-vs the generation half of the QA tasks, the model's scores on all four tasks, and the probe's validity check
+"""The probes against the QA tasks on one model, in one run: time of the question probe and of the
+passage-continuation probe (fm5_doc_mc, over the same held-out questions' passages; loglikelihood only) vs the
+generation half of the QA tasks, the model's scores on all five tasks, and the question probe's validity check
 (open-book must beat closed-book on acc and margin, paired 95 % interval excluding 0).
 
     .venv/bin/python bench/probe.py --data ../shared/fm5/qa_pairs.jsonl --output bench-probe [--also_stock]
+        [--test_size 0.3 --split_seed 20261204]
 
 Defaults: the packaged SmolLM2-135M GGUF, chat template, batch 8, CPU, the full test split, `fm5 eval`'s model
 (harness_ext.lm.PrefixSharingHFLM); `--also_stock` times the probe through lm-eval's own HFLM too (what stock
@@ -40,6 +42,8 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--max_gen_toks", type=int, default=128)
     p.add_argument("--also_stock", action="store_true", help="also time the probe with lm-eval's HFLM")
+    p.add_argument("--test_size", type=float, default=None, help="the split (default: the tasks' 10 %%)")
+    p.add_argument("--split_seed", type=int, default=None)
     args = p.parse_args()
 
     import torch
@@ -59,13 +63,16 @@ def main() -> None:
                   chat_template_args=dict(prompts.CHAT_TEMPLATE_KWARGS))
     lms = {"fm5": PrefixSharingHFLM(pretrained=model, **kwargs), "stock": HFLM(pretrained=model, **kwargs)}
     model_args = {"pretrained": pretrained, "gguf_file": gguf}
-    metadata = {**model_args, "fm5_data": str(Path(args.data).resolve())}
+    metadata = {**model_args, "fm5_data": str(Path(args.data).resolve()),
+                **({"fm5_test_size": args.test_size} if args.test_size else {}),
+                **({"fm5_split_seed": args.split_seed} if args.split_seed is not None else {})}
     manager = TaskManager(include_path=str(tasks_path()), metadata=metadata, include_defaults=False)
     print(f"torch threads: {torch.get_num_threads()}, batch {args.batch_size}, limit {args.limit}", flush=True)
 
     timings: dict[str, float] = {}
     out = Path(args.output)
-    plan = [("probe", "fm5", list(MC_TASKS)), ("qa", "fm5", list(QA_TASKS))]
+    plan = [("probe closed", "fm5", ["fm5_qa_mc_closed"]), ("probe open", "fm5", ["fm5_qa_mc_open"]),
+            ("continuation", "fm5", ["fm5_doc_mc"]), ("qa", "fm5", list(QA_TASKS))]
     if args.also_stock:
         plan.append(("probe, stock HFLM", "stock", list(MC_TASKS)))
     for label, which, tasks in plan:
@@ -87,20 +94,26 @@ def main() -> None:
     print("\n== time (s), one process, same model")
     for key in sorted(timings):
         print(f"  {key:28s} {timings[key]:8.1f}")
-    probe_s, gen_s = timings["probe total"], timings.get("qa generate_until", float("nan"))
-    print(f"  probe (both tasks, all requests) / QA generation half = {probe_s:.1f} / {gen_s:.1f} = "
+    probe_s, gen_s = timings["probe closed total"] + timings["probe open total"], timings["qa generate_until"]
+    doc_s, closed_s = timings["continuation total"], timings["probe closed total"]
+    print(f"  question probe (both tasks, all requests) / QA generation half = {probe_s:.1f} / {gen_s:.1f} = "
           f"{probe_s / gen_s:.2f}")
+    print(f"  continuation probe / closed-book question probe = {doc_s:.1f} / {closed_s:.1f} = {doc_s / closed_s:.2f}")
+    print(f"  continuation probe / QA generation half = {doc_s:.1f} / {gen_s:.1f} = {doc_s / gen_s:.2f}")
 
     if args.also_stock:
         print(f"  probe with lm-eval's HFLM (stock lm_eval) = {timings['probe, stock HFLM total']:.1f}")
-    runs = {label: results.find_runs(out / label / "fm5")[0] for label in ("probe", "qa")}
+    runs = {label: results.find_runs(out / label.replace(" ", "_") / "fm5")[0]
+            for label in ("probe closed", "probe open", "continuation", "qa")}
     print("\n== scores")
     for run in runs.values():
         for task, tr in sorted(run.tasks.items()):
             print(f"  {task:18s} n={len(tr.questions):3d}  " +
                   "  ".join(f"{m}={tr.aggregate[m]:.4f}" for m in tr.metrics))
     print("\n== validity: open-book minus closed-book on the same questions (paired bootstrap, 95 %)")
-    closed, opened = runs["probe"].tasks["fm5_qa_mc_closed"], runs["probe"].tasks["fm5_qa_mc_open"]
+    closed, opened = runs["probe closed"].tasks["fm5_qa_mc_closed"], runs["probe open"].tasks["fm5_qa_mc_open"]
+    doc = runs["continuation"].tasks["fm5_doc_mc"]
+    print(f"  (continuation probe: {sum(q.items for q in doc.questions)} items over {len(doc.questions)} passages)")
     ids = sorted(set(closed.ids) & set(opened.ids))
     for metric in ("acc", "acc_norm", "acc_pmi", "margin"):
         c = dict(zip(closed.ids, results.per_question(closed, metric)))

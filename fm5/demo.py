@@ -107,5 +107,7 @@ def main(args) -> int:
     print(f"fm5 demo finished in {time.time() - started:.0f}s")
     if report.verdict:
         print(f"verdict ({report.verdict.model}, {report.verdict.comparison}): {report.verdict.sentence}")
+        for line in report.verdict_lines:
+            print(f"  {line.line}: {line.sentence}")
     print(f"report: {(out / 'report.html').resolve()}")
     return 0

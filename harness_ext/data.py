@@ -62,8 +62,14 @@ class DataError(Fm5Error):
         super().__init__(f"{where}: {what}")
 
 
-def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
-    """The QA file to use: ``path`` if given, else ``$FM5_DATA``; a clear error when neither is set."""
+def resolve_data_path(path: str | os.PathLike | None = None, what: str | None = None) -> Path:
+    """The QA file to use: ``path`` if given, else ``$FM5_DATA``; a clear error when neither is set. With ``what``
+    (e.g. ``fm5_document``): that file, which must exist."""
+    if what is not None:
+        path = Path(str(path)).expanduser()
+        if not path.is_file():
+            raise DataError(path, f"no such file ({what})")
+        return path
     path = path or os.environ.get(DATA_ENV)
     if not path:
         raise DataError(
@@ -284,6 +290,14 @@ def shares_long_span(text: str, withheld: set[tuple[str, ...]], n: int = SPAN_WO
     return any(tuple(w[i : i + m]) in withheld for m in lengths for i in range(len(w) - m + 1))
 
 
+def text_rows(texts: list[str]) -> list[dict]:
+    """A document file's texts as rows with stable ids (``doc-`` + 12 hex of the text's sha256), each text once;
+    ``passage`` holds the text, so that ``Split`` and the span rule treat them like QA rows' passages (a document
+    file alone: ``document_inputs`` and the continuation probe)."""
+    return [{"id": f"doc-{hashlib.sha256(t.encode()).hexdigest()[:12]}", "passage": t, "question": "", "answer": ""}
+            for t in dict.fromkeys(t.strip() for t in texts if t.strip())]
+
+
 def load_documents(path: str | os.PathLike) -> list[str]:
     """A document file for document training: JSONL (or a JSON array) of objects with a string ``text`` field (e.g.
     ``fm5_chunks.jsonl``: the whole manual by page chunk). Blank texts are skipped."""
@@ -334,14 +348,14 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
     """The texts document training reads: the distinct passages of the QA file (``use_passages``) and the
     ``documents`` texts, minus every text that shares a long span (``shares_long_span``) with an unseen passage or a
     NEAR_SPAN_WORDS-word span with an unseen question or answer, in file order, each once."""
-    withheld = withheld_spans(unseen)
+    withheld, unseen_texts = withheld_spans(unseen), {r["passage"].strip() for r in unseen}
     items = set().union(*(span_keys(r[f], NEAR_SPAN_WORDS) for r in unseen for f in ("question", "answer"))) \
         if unseen else set()
     texts, seen_texts = [], set()
     kept_passages = dropped_passages = kept_docs = dropped_docs = near = 0
     if use_passages:
         for passage in dict.fromkeys(r["passage"].strip() for r in rows if r["passage"].strip()):
-            if withheld and shares_long_span(passage, withheld):
+            if passage in unseen_texts or (withheld and shares_long_span(passage, withheld)):
                 dropped_passages += 1
                 continue
             if items and shares_long_span(passage, items, NEAR_SPAN_WORDS):
@@ -353,7 +367,7 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
     for text in dict.fromkeys(t.strip() for t in documents):
         if text in seen_texts:
             continue
-        if withheld and shares_long_span(text, withheld):
+        if text in unseen_texts or (withheld and shares_long_span(text, withheld)):
             dropped_docs += 1
             continue
         if items and shares_long_span(text, items, NEAR_SPAN_WORDS):
@@ -465,6 +479,17 @@ def training_inputs(rows: list[dict], split: Split, *, eval_size: float = DEFAUL
         corpus = document_corpus(rows, groups.unseen, documents, use_passages)
         doc_rows = document_rows(corpus.texts, groups.seen, max_document_rows, split.seed)
     return TrainingInputs(split, groups, train, evaluation, corpus, doc_rows, n_withheld + n_withheld_eval, near)
+
+
+def document_inputs(texts: list[str], split: Split, max_document_rows: int | None = None) -> TrainingInputs:
+    """What training may read from a document file alone (no QA file): its texts (``text_rows``) split like QA rows
+    (train / seen / unseen), the document corpus = every text minus the unseen ones and any sharing a long span with
+    one; no QA rows."""
+    rows = text_rows(texts)
+    groups = split.groups(rows)
+    corpus = document_corpus(rows, groups.unseen)
+    doc_rows = document_rows(corpus.texts, groups.seen, max_document_rows, split.seed)
+    return TrainingInputs(split, groups, [], [], corpus, doc_rows, 0, {})
 
 
 def test_doc(row: dict, unseen: set[str]) -> dict:

@@ -230,7 +230,7 @@ def _check_runs(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: 
 
 def _task_metrics(tr: R.TaskRun, config: dict) -> list[str]:
     """The configured metrics that the task's family reports (QA tasks: perplexity, F1...; the probe: acc...)."""
-    return [m for m in config["metrics"] if R.METRICS[m].family == tr.family]
+    return [m for m in config["metrics"] if tr.family in R.METRICS[m].families]
 
 
 def evaluate(base: R.ModelRun, cand: R.ModelRun, config: dict, allow_subset: bool = False) -> tuple[list[Row], list[str]]:

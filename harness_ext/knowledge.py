@@ -30,9 +30,11 @@ from harness_ext.stats import (DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_
                                randomization_did, resample_weights, sign_flip, statistic)
 
 PRIMARY = ("fm5_qa_mc_closed", "margin")  # the default declared comparison's task and metric (on the final adapter)
+STORED = ("fm5_doc_mc", "margin")  # the default declared "stored" comparison (the continuation probe), tested first
 MIN_PER_GROUP = 10  # questions per group below which no verdict is given (README "The verdict")
 ALPHA = 0.05  # two-sided; each one-sided test of the verdict at ALPHA / 2
-DID_METRICS = (("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_mc_closed", "acc_pmi"),
+DID_METRICS = (("fm5_doc_mc", "margin"), ("fm5_doc_mc", "acc"),
+               ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_mc_closed", "acc_pmi"),
                ("fm5_qa_closed", "f1"),
                ("fm5_qa_closed", "bertscore_f1"), ("fm5_qa_closed", "perplexity"))
 CLOSURE_METRICS = ("margin", "acc")
@@ -140,29 +142,63 @@ def _gain(metric: str, value: float, low: float, high: float) -> str:
     return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def verdict(effect: Effect | None, metric: str = PRIMARY[1], task: str = PRIMARY[0]) -> tuple[str, str]:
-    """(sentence, css) of a knowledge effect: "up" learned the document, "down" worse on what it read, "ns"
-    otherwise. Learned needs the diff-in-diff and the seen group's own gain both above 0 (one-sided randomization
-    tests at ALPHA / 2 each: an intersection-union test, no further adjustment); below MIN_PER_GROUP questions in a
-    group there is no verdict."""
-    if effect is None:
-        return f"No verdict: {task} {metric} needs seen and unseen questions of the base and the model.", "ns"
+# what each line of the verdict claims, and what its units are: the question probe says whether the document is
+# usable by a question ("learned the document"), the continuation probe whether its text was stored
+CLAIMS = {"usable": ("learned the document", "questions"), "stored": ("stored the document's text", "passages")}
+
+
+def line_of(task: str) -> str:
+    """Which line of the verdict a task's comparison is: "stored" (the continuation probe) or "usable"."""
+    return "stored" if task == STORED[0] else "usable"
+
+
+def describe(effect: Effect, metric: str, task: str) -> str:
+    """The numbers of a knowledge effect as the verdict states them: both gains and the diff-in-diff with their
+    intervals, the one-sided p-values, the group sizes."""
     d, s, u = effect.did, effect.seen, effect.unseen
-    what = (f"{task} {metric}: seen questions {_gain(metric, s.value, s.low, s.high)}, unseen "
+    unit = CLAIMS[line_of(task)][1]
+    return (f"{task} {metric}: seen {unit} {_gain(metric, s.value, s.low, s.high)}, unseen "
             f"{_gain(metric, u.value, u.low, u.high)}, seen minus unseen {_gain(metric, d.value, d.low, d.high)} "
             f"(randomization p = {effect.p_did_better:.3g} one-sided; seen gain p = {effect.p_seen_better:.3g}); "
-            f"{d.n_seen} seen / {d.n_unseen} unseen questions")
+            f"{d.n_seen} seen / {d.n_unseen} unseen {unit}")
+
+
+def verdict(effect: Effect | None, metric: str = PRIMARY[1], task: str = PRIMARY[0]) -> tuple[str, str]:
+    """(sentence, css) of a knowledge effect: "up" learned the document (the continuation probe: stored its text),
+    "down" worse on what it read, "ns" otherwise. The claim needs the diff-in-diff and the seen group's own gain both
+    above 0 (one-sided randomization tests at ALPHA / 2 each: an intersection-union test, no further adjustment);
+    below MIN_PER_GROUP questions (passages) in a group there is no verdict."""
+    claim, unit = CLAIMS[line_of(task)]
+    if effect is None:
+        return f"No verdict: {task} {metric} needs seen and unseen {unit} of the base and the model.", "ns"
+    what, d = describe(effect, metric, task), effect.did
     if min(d.n_seen, d.n_unseen) < MIN_PER_GROUP:
-        return (f"Too few questions for a verdict (at least {MIN_PER_GROUP} per group): {what}.", "ns")
+        return (f"Too few {unit} for a verdict (at least {MIN_PER_GROUP} per group): {what}.", "ns")
     level = ALPHA / 2
     if effect.p_did_better < level and effect.p_seen_better < level:
-        return f"Learned the document (95 %): {what}.", "up"
+        return f"{claim[0].upper()}{claim[1:]} (95 %): {what}.", "up"
     if effect.p_did_worse < level:
         return f"Worse on what it read (95 %): {what}.", "down"
     if effect.p_did_better < level:
-        return (f"Seen questions moved more than unseen ones, but the seen questions did not themselves improve "
-                f"(95 %): not evidence that it learned the document: {what}.", "ns")
-    return f"No evidence that it learned the document (95 %): {what}.", "ns"
+        return (f"Seen {unit} moved more than unseen ones, but the seen {unit} did not themselves improve "
+                f"(95 %): not evidence that it {claim}: {what}.", "ns")
+    return f"No evidence that it {claim} (95 %): {what}.", "ns"
+
+
+def two_lines(stored_css: str, usable_css: str | None) -> tuple[str, str]:
+    """The pair in plain words (fixed-sequence testing: the stored line first at the full level; the usable line is
+    tested only when the text was stored, so the pair's family-wise error stays at 5 %). ``usable_css`` None: the
+    question probe was not evaluated."""
+    if stored_css != "up":
+        return ("Not stored: no evidence that the adapter stored the document's text"
+                + ("" if usable_css is None else "; the question line is not tested (it comes second)") + ".",
+                stored_css)
+    if usable_css is None:
+        return "Stored: the adapter stored the document's text (the question probe was not evaluated).", "up"
+    if usable_css == "up":
+        return "Stored and usable: the adapter stored the document's text and answers questions about it.", "up"
+    return "Stored, not usable by question: the adapter stored the document's text but does not answer questions " \
+           "about it better.", "ns"
 
 
 # ---------------------------------------------------------------------------------- two runs, paired by question
@@ -278,8 +314,8 @@ def effect_of(metric: str, base_seen: list, model_seen: list, base_unseen: list,
 
 
 def closure(closed_base: R.TaskRun, closed_model: R.TaskRun, open_base: R.TaskRun, metric: str) -> Estimate | None:
-    """``gap_closure`` of two runs of the closed-book task and the base's open-book run."""
-    """Knowledge-gap closure over the seen questions all three runs answered; None without any."""
+    """``gap_closure`` of two runs of the closed-book task and the base's open-book run, over the seen questions
+    all three answered; None without any."""
     seen = sorted({q.id for q in closed_base.questions if q.group == "seen"} & set(closed_model.ids)
                   & set(open_base.ids))
     if not seen:

@@ -21,33 +21,34 @@ from functools import lru_cache
 class Metric:
     """One metric of the fm5 tasks. ``kind`` says how per-question values combine into the task's value:
     ``mean`` (floats), ``perplexity`` ((NLL, tokens) pairs: exp of total NLL over total tokens) or ``pairs``
-    ((prediction, answer) strings scored together, then averaged: BERTScore). ``family`` is the task family that
-    reports it: ``qa`` (fm5_qa_open / _closed) or ``mc`` (fm5_qa_mc_open / _closed)."""
+    ((prediction, answer) strings scored together, then averaged: BERTScore). ``families``: the task families that
+    report it: ``qa`` (fm5_qa_open / _closed), ``mc`` (the question probe fm5_qa_mc_open / _closed), ``doc`` (the
+    passage-continuation probe fm5_doc_mc)."""
 
     name: str
     higher_is_better: bool
     kind: str
-    family: str
+    families: tuple[str, ...]
 
 
 # The registry: tasks (higher_is_better), the results reader, the gate, the report and examples/gate.yaml's test.
 METRICS = {m.name: m for m in (
-    Metric("perplexity", False, "perplexity", "qa"),
-    Metric("exact_match", True, "mean", "qa"),
-    Metric("f1", True, "mean", "qa"),
-    Metric("bertscore_precision", True, "pairs", "qa"),
-    Metric("bertscore_recall", True, "pairs", "qa"),
-    Metric("bertscore_f1", True, "pairs", "qa"),
-    Metric("acc", True, "mean", "mc"),
-    Metric("acc_norm", True, "mean", "mc"),
-    Metric("acc_pmi", True, "mean", "mc"),
-    Metric("margin", True, "mean", "mc"),
+    Metric("perplexity", False, "perplexity", ("qa",)),
+    Metric("exact_match", True, "mean", ("qa",)),
+    Metric("f1", True, "mean", ("qa",)),
+    Metric("bertscore_precision", True, "pairs", ("qa",)),
+    Metric("bertscore_recall", True, "pairs", ("qa",)),
+    Metric("bertscore_f1", True, "pairs", ("qa",)),
+    Metric("acc", True, "mean", ("mc", "doc")),
+    Metric("acc_norm", True, "mean", ("mc", "doc")),
+    Metric("acc_pmi", True, "mean", ("mc",)),
+    Metric("margin", True, "mean", ("mc", "doc")),
 )}
 BERTSCORE = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
 
 
 def family_metrics(family: str) -> tuple[str, ...]:
-    return tuple(name for name, m in METRICS.items() if m.family == family)
+    return tuple(name for name, m in METRICS.items() if family in m.families)
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -144,11 +145,23 @@ def mc_scores(gold: int, lls: Sequence[float], choice_chars: Sequence[int], exac
     if not (n >= 2 and len(choice_chars) == len(exact_lls) == len(tokens) == len(unconditional_lls) == n
             and 0 <= gold < n):
         raise ValueError(f"mc_scores: {n} options, gold {gold}, inconsistent inputs")
+    scores = continuation_scores(gold, lls, choice_chars, exact_lls, tokens)
+    return {**{m: scores[m] for m in ("acc", "acc_norm")},
+            "acc_pmi": float(argmax([c - u for c, u in zip(lls, unconditional_lls)]) == gold),
+            "margin": scores["margin"]}
+
+
+def continuation_scores(gold: int, lls: Sequence[float], choice_chars: Sequence[int], exact_lls: Sequence[float],
+                        tokens: Sequence[int]) -> dict[str, float]:
+    """``acc``, ``acc_norm`` and ``margin`` as ``mc_scores`` defines them: the passage-continuation probe's
+    per-item scores (its options are sentences of the same document, so there is no question to remove)."""
+    n = len(lls)
+    if not (n >= 2 and len(choice_chars) == len(exact_lls) == len(tokens) == n and 0 <= gold < n):
+        raise ValueError(f"continuation_scores: {n} options, gold {gold}, inconsistent inputs")
     per_token = [ll / max(int(t), 1) for ll, t in zip(exact_lls, tokens)]
     distractors = [v for i, v in enumerate(per_token) if i != gold]
     return {
         "acc": float(argmax(lls) == gold),
         "acc_norm": float(argmax([ll / max(c, 1) for ll, c in zip(lls, choice_chars)]) == gold),
-        "acc_pmi": float(argmax([c - u for c, u in zip(lls, unconditional_lls)]) == gold),
         "margin": per_token[gold] - sum(distractors) / len(distractors),
     }

@@ -91,6 +91,26 @@ def embed(texts: tuple[str, ...], embedding: str | None = None):
     return _embeddings(tuple(texts), models.probe_embedding_model(embedding)["model"])
 
 
+def hard_negatives(emb, gold: int, pool, normalized, tie, k: int, taken=()) -> list[int]:
+    """The ``k`` indices of ``pool`` most similar to ``gold`` (rows of unit vectors ``emb``; cosine to 4 decimals,
+    ties by ``tie[i]``), skipping near-duplicates of the gold (cosine >= MAX_COSINE or the same ``normalized``
+    text), repeats of a chosen text and texts in ``taken``; fewer when the pool runs out. The question probe and
+    the continuation probe (``continuation``) both choose their distractors here."""
+    import numpy as np
+
+    cos = np.round(emb[list(pool)] @ emb[gold], 4) if len(pool) else []
+    order = sorted(zip(pool, cos), key=lambda ic: (-ic[1], tie[ic[0]]))
+    chosen, texts = [], {normalized[gold], *taken}
+    for i, c in order:
+        if c >= MAX_COSINE or normalized[i] in texts:
+            continue
+        chosen.append(i)
+        texts.add(normalized[i])
+        if len(chosen) == k:
+            break
+    return chosen
+
+
 def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, seed: int = data.DEFAULT_SEED,
                 where: str | os.PathLike = "<qa file>", groups: dict[str, str] | None = None) -> dict[str, Item]:
     """Options for each of ``questions`` (rows of ``rows``), with ``embeddings[i]`` the unit vector of
@@ -110,18 +130,9 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
     items = {}
     for q in questions:
         g = index[q["id"]]
-        cos = np.round(emb @ emb[g], 4)
         group = None if groups is None else groups[q["id"]]
-        pool = (i for i in range(len(rows)) if i != g and (groups is None or groups.get(rows[i]["id"]) == group))
-        order = sorted(pool, key=lambda i: (-cos[i], tie[i]))
-        chosen, texts = [], {normalized[g]}
-        for i in order:
-            if cos[i] >= MAX_COSINE or normalized[i] in texts:
-                continue
-            chosen.append(i)
-            texts.add(normalized[i])
-            if len(chosen) == k:
-                break
+        pool = [i for i in range(len(rows)) if i != g and (groups is None or groups.get(rows[i]["id"]) == group)]
+        chosen = hard_negatives(emb, g, pool, normalized, tie, k)
         if len(chosen) < k:
             pool = "rows" if group is None else f"{group} group"
             hint = "" if group is None else (

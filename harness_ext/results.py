@@ -15,7 +15,7 @@ from pathlib import Path
 from harness_ext import files, metrics, runs
 from harness_ext.errors import Fm5Error, UsageError
 
-METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, family)
+METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, families)
 BERTSCORE = metrics.BERTSCORE
 bootstrap_kind = metrics.bootstrap_kind
 _RESULTS = re.compile(r"^results_(?P<stamp>.+)\.json$")
@@ -37,6 +37,7 @@ class Question:
     choices: list[str] | None = None  # MC only
     gold: int | None = None
     picked: int | None = None
+    items: int = 1  # the continuation probe: the items averaged into this passage's values
 
     @property
     def nll(self) -> float:
@@ -54,7 +55,7 @@ class Question:
 @dataclass
 class TaskRun:
     task: str
-    family: str  # "qa" or "mc" (metrics.Metric.family)
+    family: str  # "qa", "mc" or "doc" (metrics.Metric.families)
     version: str
     aggregate: dict[str, float]  # as lm-eval printed it
     n_original: int
@@ -180,12 +181,46 @@ def _question(sample: dict, family: str, where: str) -> Question:
 
 
 def _family(values: dict) -> str | None:
-    """Which fm5 task family a results row belongs to: QA tasks report perplexity, the probe reports margin."""
+    """Which fm5 task family a results row belongs to: QA tasks report perplexity, the question probe acc_pmi and
+    margin, the continuation probe margin without acc_pmi."""
     if "perplexity,none" in values:
         return "qa"
     if "margin,none" in values:
-        return "mc"
+        return "mc" if "acc_pmi,none" in values else "doc"
     return None
+
+
+def _item(sample: dict, where: str) -> tuple[str, Question]:
+    """A continuation-probe sample: (its passage's id, the item as a Question: context, gold sentence, scores)."""
+    try:
+        doc = sample["doc"]
+        group = doc.get("group")
+        choices = [_text(c, "doc.choices") for c in doc["choices"]]
+        gold = _number(doc["gold"], "doc.gold", integer=True)
+        if not choices or gold >= len(choices):
+            raise ValueError(f"field doc.gold: {gold} is not an option index (of {len(choices)})")
+        return _text(doc["id"], "doc.id"), Question(
+            id=_text(doc["item"], "doc.item"), question=_text(doc["context"], "doc.context"), answer=choices[gold],
+            prediction="", group=group if group in ("seen", "unseen") else None,
+            values={m: _number(sample[m], m) for m in metrics.family_metrics("doc")})
+    except KeyError as err:
+        raise ResultsError(f"{where}: not an fm5 sample (field {err} missing)") from None
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+        raise ResultsError(f"{where}: not an fm5 sample ({err})") from None
+
+
+def _passages(items: list[tuple[str, Question, str]]) -> list[Question]:
+    """The continuation probe's items averaged per passage: the unit the seen/unseen hash randomized, so the unit of
+    every paired statistic (``Question.items`` says how many items each holds)."""
+    by_unit: dict[str, list[Question]] = {}
+    for unit, q, where in items:
+        if by_unit.get(unit) and by_unit[unit][0].group != q.group:
+            raise ResultsError(f"{where}: passage {unit!r} has items in both the seen and the unseen group")
+        by_unit.setdefault(unit, []).append(q)
+    return [Question(id=unit, question=qs[0].question, answer=qs[0].answer, prediction="", group=qs[0].group,
+                     values={m: metrics.mean([q.values[m] for q in qs]) for m in metrics.family_metrics("doc")},
+                     items=len(qs))
+            for unit, qs in by_unit.items()]
 
 
 def _read_samples(path: Path, family: str) -> list[Question]:
@@ -193,13 +228,17 @@ def _read_samples(path: Path, family: str) -> list[Question]:
         raw = path.read_bytes()
     except OSError as err:
         raise ResultsError(f"{path}: cannot read ({err.strerror or err})") from None
-    out = []
+    out, items = [], []
     for lineno, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        out.append(_question(files.loads(line, where, ResultsError), family, where))
-    return sorted(out, key=lambda q: q.id)
+        sample = files.loads(line, where, ResultsError)
+        if family == "doc":
+            items.append((*_item(sample, where), where))
+        else:
+            out.append(_question(sample, family, where))
+    return sorted(out + _passages(items), key=lambda q: q.id)
 
 
 def load_run(folder: str | Path) -> ModelRun:

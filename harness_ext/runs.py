@@ -141,7 +141,14 @@ class RunRecord:
     patches: dict = field(default_factory=dict)
     decontamination: dict = field(default_factory=dict)  # data.TrainingInputs.decontamination
     primary: str | None = None  # the declared comparison, MODEL:TASK:METRIC (knowledge.Primary)
+    stored: str | None = None  # the declared continuation-probe comparison (the verdict's first line)
     declared_at: str | None = None  # when it was declared: before the first training step (PLAN_FILE)
+
+    @property
+    def document_only(self) -> bool:
+        """Trained on a document file alone (`fm5 train --no-qa`): ``data_path`` is that file, the split's ids are its
+        texts' (``data.text_rows``)."""
+        return (self.config.get("fm5") or {}).get("qa") is False
 
     @property
     def lora(self) -> tuple:
@@ -226,7 +233,7 @@ def read_run(output_dir: Path) -> RunRecord | None:
         git_commit=_text_field(raw.get("git_commit"), "git_commit", path),
         versions=_section(raw, "versions", path), patches=_section(raw, "patches", path),
         decontamination=_section(raw, "decontamination", path),
-        primary=_text_field(raw.get("primary"), "primary", path),
+        primary=_text_field(raw.get("primary"), "primary", path), stored=_text_field(raw.get("stored"), "stored", path),
         **{k: _optional(raw.get(k)) for k in ("device", "best_checkpoint", "resumed_from", "declared_at")},
         **{k: _optional(raw.get(k), (int, float))
            for k in ("world_size", "train_runtime_s", "answer_tokens_per_epoch", "torch_threads")},

@@ -130,16 +130,28 @@ def split_of_runs(adapters: list[Path], metadata: dict) -> tuple[dict, str]:
                     "fm5_seen_fraction": seen_fraction}
         note = (f"split from {', '.join(sorted(records))}'s fm5_run.json: test_size {test_size}, split seed {seed}, "
                 f"seen fraction {seen_fraction}")
-    rows = data.load_qa(data.resolve_data_path(metadata.get("fm5_data")))
+    documents = {r.data_path for r in records.values() if r.document_only}
+    if documents and "fm5_document" not in metadata and "fm5_data" not in metadata:
+        if len(documents) > 1 or len(documents) < len(records):
+            raise UsageError("the training runs were trained on different files: evaluate them apart")
+        metadata = {**metadata, "fm5_document": next(iter(documents))}
+        note += f"; document file from fm5_run.json: {metadata['fm5_document']}"
+    rows = data.text_rows(data.load_documents(data.resolve_data_path(metadata["fm5_document"], "fm5_document"))) \
+        if metadata.get("fm5_document") else data.load_qa(data.resolve_data_path(metadata.get("fm5_data")))
     split = data.Split(float(metadata.get("fm5_test_size", data.DEFAULT_TEST_SIZE)),
                        data.split_seed(metadata.get("fm5_split_seed"), metadata.get("fm5_seed")),
                        float(metadata.get("fm5_seen_fraction", data.DEFAULT_SEEN_FRACTION)))
     try:
-        test = split.test_ids(rows)
+        test, unseen = split.test_ids(rows), split.groups(rows).unseen_ids
     except ValueError as err:
         raise UsageError(str(err)) from None
     for name, record in sorted(records.items()):
         trained = test & (set(record.split.train_ids) | set(record.split.eval_ids))
+        if metadata.get("fm5_document"):
+            if not record.document_only:
+                raise UsageError(f"{name}: trained with a QA file, whose split says nothing about the texts of "
+                                 f"fm5_document; evaluate fm5_doc_mc on the QA file's passages (drop fm5_document)")
+            trained = unseen - set(record.split.test_unseen_ids)  # every text but its unseen ones was trained on
         if trained:
             raise UsageError(f"{name}: this split would score {len(trained)} row(s) the run trained on (e.g. "
                              f"{', '.join(sorted(trained)[:3])}); evaluate it on the split in its fm5_run.json")

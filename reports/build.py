@@ -149,29 +149,31 @@ def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tup
     return rows
 
 
-def declared_comparison(others: list[R.ModelRun], trainings: list[TrainingRun],
-                        override: str | None) -> tuple[K.Primary, str]:
-    """The comparison the verdict is about, and how it was declared: `fm5 report --primary` (shown as such), else
-    the training record of the evaluated adapters or of a given training run (declared before training), else the
-    default."""
+def declared_comparison(others: list[R.ModelRun], trainings: list[TrainingRun], override: str | None,
+                        field: str = "primary") -> tuple[K.Primary, str]:
+    """A comparison of the verdict (``field``: ``primary``, the question line, or ``stored``, the continuation line),
+    and how it was declared: `fm5 report --primary` / `--stored` (shown as such), else the training record of the
+    evaluated adapters or of a given training run (declared before training), else the default."""
     if override:
         try:
-            return K.Primary.parse(override, "--primary"), "set by fm5 report --primary after the run, not declared " \
-                                                          "before training"
+            return K.Primary.parse(override, f"--{field}"), f"set by fm5 report --{field} after the run, not " \
+                                                           "declared before training"
         except ValueError as err:
             raise UsageError(str(err)) from None
     records = [(r.label, R.training_run(r)) for r in others] + [(t.path.name, t.run) for t in trainings]
     for name, record in records:
-        if record is not None and record.primary:
+        if record is not None and getattr(record, field):
             try:
-                return K.Primary.parse(record.primary, f"{name}: fm5_run.json field primary"), \
+                return K.Primary.parse(getattr(record, field), f"{name}: fm5_run.json field {field}"), \
                     f"declared before training ({name}, {record.declared_at or 'time not recorded'})"
             except ValueError as err:
                 raise UsageError(str(err)) from None
-    return K.Primary(), "the default (no training record declares one)"
+    default = K.Primary() if field == "primary" else K.Primary("final", *K.STORED)
+    return default, "the default (no training record declares one)"
 
 
-def build(paths: list[str], base_path: str | None = None, primary_text: str | None = None) -> Report:
+def build(paths: list[str], base_path: str | None = None, primary_text: str | None = None,
+          stored_text: str | None = None) -> Report:
     runs, trainings = collect(paths)
     base = runs[0]
     if base_path:
@@ -183,9 +185,10 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
     runs = [base, *others]
     tasks = S.task_names(runs)
     warnings, notes = check_inputs(runs, trainings)
-    primary, source = declared_comparison(others, trainings, primary_text)
-    verdict, did_rows, closure_rows, transition_rows, knowledge_notes, effects = S.knowledge_view(
-        base, others, primary, source)
+    declared = [declared_comparison(others, trainings, stored_text, "stored"),
+                declared_comparison(others, trainings, primary_text)]
+    (verdict, lines), did_rows, closure_rows, transition_rows, knowledge_notes, effects = S.knowledge_view(
+        base, others, declared)
     groups = {}
     for run, task, metric, eff, declared in effects:
         groups.setdefault((task, metric), []).append((run.label, eff.did.value, eff.did.low, eff.did.high, declared))
@@ -195,6 +198,7 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
         generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
         summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others), verdict=verdict,
+        verdict_lines=lines,
         did=did_rows, closure=closure_rows, transitions=transition_rows, knowledge_notes=knowledge_notes,
         charts=charts(base, others, tasks, histories), forest=forest(groups), questions=S.question_rows(base, others, tasks),
         choices=S.choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
@@ -215,10 +219,13 @@ def add_arguments(p) -> None:
     p.add_argument("--primary", metavar="MODEL:TASK:METRIC",
                    help="the comparison the verdict is about, overriding the one the training run declared (the "
                         "report says so), e.g. final:fm5_qa_mc_closed:margin")
+    p.add_argument("--stored", metavar="MODEL:TASK:METRIC",
+                   help="the continuation-probe comparison of the verdict's first line (was the text stored?), "
+                        "overriding the declared one (the report says so), e.g. document:fm5_doc_mc:margin")
 
 
 def main(args) -> int:
-    report = build(args.paths, args.base, args.primary)
+    report = build(args.paths, args.base, args.primary, getattr(args, "stored", None))
     html = render_html(report)
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)

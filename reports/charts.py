@@ -84,7 +84,7 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str],
             lines = {}
             for task, name in ((t, n) for t in tasks for n in names):
                 family = next(r.tasks[task].family for r in (base, *others) if task in r.tasks)
-                if family != R.METRICS[metric].family:
+                if family not in R.METRICS[metric].families:
                     continue
                 tb = base.tasks.get(task)
                 pts = [(0.0, tb.aggregate[metric])] if tb and metric in tb.aggregate else []

@@ -27,7 +27,9 @@ def render_markdown(report: Report) -> str:
     lines = [f"### {report.title}", "", f"Baseline: `{report.base}`.", ""]
     if report.verdict:
         v = report.verdict
-        lines += [f"- **{v.model}** ({v.comparison}, {v.source}): {v.sentence}", ""]
+        lines += [f"- **{v.model}** ({v.comparison}, {v.source}): {v.sentence}"]
+        lines += [f"  - {line.line.capitalize()} ({line.comparison}): {line.sentence}" for line in report.verdict_lines]
+        lines.append("")
     lines += [f"> ⚠️ {w}" for w in report.warnings] + ([""] if report.warnings else [])
     for table in report.summary:
         lines += [f"**{table.task}** (n = {table.n})", "",

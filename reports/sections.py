@@ -106,37 +106,67 @@ def primary_model(others: list[R.ModelRun], primary: K.Primary) -> R.ModelRun | 
     return next((r for r in matching if R.training_run(r)), matching[0] if matching else None)
 
 
-def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], primary: K.Primary, source: str):
-    """The declared comparison's verdict; every model x metric as an exploratory diff-in-diff row (randomization
-    p-values Holm-adjusted over the family, the declared row apart); the gap closure; the probe's transitions."""
+def _line(base: R.ModelRun, others: list[R.ModelRun], comparison: K.Primary, source: str, required: bool):
+    """One declared comparison as a verdict line: (its Verdict, the model, the effect), or None when the comparison
+    is optional (``required`` False: the stored line) and its task was not evaluated."""
+    target = primary_model(others, comparison)
+    tb, to = base.tasks.get(comparison.task), target.tasks.get(comparison.task) if target else None
+    if target is None or (not required and not (tb and to)):
+        return None
+    eff = K.effect(tb, to, comparison.metric) if tb and to and comparison.metric in tb.aggregate else None
+    sentence, css = K.verdict(eff, comparison.metric, comparison.task)
+    return Verdict(target.label, str(comparison), source, sentence, css, K.line_of(comparison.task)), target, eff
+
+
+def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]]):
+    """The verdict: (headline, lines, {(model label, task, metric): css} of the declared rows, notes). ``declared``: the stored
+    comparison (continuation probe), then the usable one (the question probe, the run's ``primary``). Without the
+    continuation probe's results the headline is the usable comparison alone, as it always was; with both, the lines
+    are tested in a fixed sequence (stored first; usable only when stored holds) and the headline says the pair in
+    plain words."""
+    (stored, stored_source), (usable, usable_source) = declared
+    s = _line(base, others, stored, stored_source, required=False)
+    u = _line(base, others, usable, usable_source, required=s is None)
+    if s is None and u is None:
+        return None, [], {}, [f"The declared comparison ({usable}) names no evaluated model: no verdict."]
+    if s is None or u is None:
+        v, comparison = (s[0], stored) if s else (u[0], usable)
+        return v, [], {(v.model, comparison.task, comparison.metric): v.css}, []
+    (sv, _, _), (uv, _, ueff) = s, u
+    if sv.css != "up":
+        told = "needs seen and unseen questions" if ueff is None else K.describe(ueff, usable.metric, usable.task)
+        uv = Verdict(uv.model, uv.comparison, uv.source, f"Not tested: the question line is tested only when the "
+                     f"stored line holds (fixed sequence); {told}.", "ns", "usable")
+    summary, css = K.two_lines(sv.css, uv.css)
+    headline = Verdict(sv.model if sv.model == uv.model else f"{sv.model}, {uv.model}",
+                       f"{sv.comparison}, then {uv.comparison}", sv.source, summary, css)
+    rows = {(sv.model, stored.task, stored.metric): sv.css, (uv.model, usable.task, usable.metric): uv.css}
+    return headline, [sv, uv], rows, []
+
+
+def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]]):
+    """The verdict (``verdict_of``); every model x metric as an exploratory diff-in-diff row (randomization p-values
+    Holm-adjusted over the family, the declared rows apart); the gap closure; the probe's transitions."""
     did_rows, closure_rows, transition_rows, notes = [], [], [], []
     missing = sorted({f"{r.label}/{t}" for r in [base, *others] for t, tr in r.tasks.items()
                       if tr.questions and not tr.has_groups})
     if missing:
         notes.append("No seen/unseen record in " + ", ".join(missing) + " (a run from before the control group, "
                      "or without samples): no diff-in-diff for those.")
-    target = primary_model(others, primary)
-    verdict = None
-    if target is not None:
-        tb, to = base.tasks.get(primary.task), target.tasks.get(primary.task)
-        eff = K.effect(tb, to, primary.metric) if tb and to and primary.metric in tb.aggregate else None
-        sentence, css = K.verdict(eff, primary.metric, primary.task)
-        verdict = Verdict(target.label, str(primary), source, sentence, css)
-    else:
-        notes.append(f"The declared comparison ({primary}) names no evaluated model: no verdict.")
+    verdict, lines, declared_rows, verdict_notes = verdict_of(base, others, declared)
+    notes += verdict_notes
     effects = []
     for run in others:
         for task, metric in K.DID_METRICS:
             tb, to = base.tasks.get(task), run.tasks.get(task)
             if tb and to and metric in tb.aggregate and (eff := K.effect(tb, to, metric)) is not None:
-                declared = run is target and (task, metric) == (primary.task, primary.metric)
-                effects.append((run, task, metric, eff, declared))
+                effects.append((run, task, metric, eff, (run.label, task, metric) in declared_rows))
     family = [i for i, e in enumerate(effects) if not e[4]]
     adjusted = dict(zip(family, holm([effects[i][3].p_did for i in family])))
-    for i, (run, task, metric, eff, declared) in enumerate(effects):
+    for i, (run, task, metric, eff, declared_row) in enumerate(effects):
         better = R.METRICS[metric].higher_is_better
-        if declared:
-            css, p_holm = verdict.css, "declared"
+        if declared_row:
+            css, p_holm = declared_rows[(run.label, task, metric)], "declared"
         else:
             sign = (1 if eff.did.value > 0 else -1) * (1 if better else -1)
             css, p_holm = (_css(sign) if adjusted[i] < K.ALPHA else "ns"), f"{adjusted[i]:.3g}"
@@ -145,7 +175,7 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], primary: K.Primar
                                Cell(_fmt_est(metric, eff.did.value), css,
                                     "significant" if css != "ns" else "not significant"),
                                f"[{_fmt_est(metric, eff.did.low)}, {_fmt_est(metric, eff.did.high)}]",
-                               f"{eff.p_did:.3g}", p_holm, "declared" if declared else "exploratory"))
+                               f"{eff.p_did:.3g}", p_holm, "declared" if declared_row else "exploratory"))
 
     for run in others:
         for task, tr in sorted(run.tasks.items()):
@@ -176,7 +206,7 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], primary: K.Primar
             if trained_seen and not logged_seen <= trained_seen:
                 notes.append(f"{run.label}: its training run's seen questions differ from the evaluated seen group "
                              f"(other split settings?); the diff-in-diff does not measure its document stage")
-    return verdict, did_rows, closure_rows, transition_rows, notes, effects
+    return (verdict, lines), did_rows, closure_rows, transition_rows, notes, effects
 
 
 def _question_table(models: list[R.ModelRun], tasks: list[str], family: str):

@@ -58,6 +58,7 @@ class Verdict:
     source: str  # how it was declared: before training (the run's record), by `fm5 report --primary`, or the default
     sentence: str
     css: str  # "up" learned, "down" worse, "ns" otherwise
+    line: str = ""  # "stored" / "usable" for a line of a two-line verdict
 
 
 @dataclass
@@ -142,7 +143,8 @@ class Report:
     notes: list[str]
     summary: list[SummaryTable]
     knowledge: list[KnowledgeRow]
-    verdict: Verdict | None
+    verdict: Verdict | None  # the headline: the declared comparison, or the pair of lines in plain words
+    verdict_lines: list[Verdict]  # stored, then usable, when the report has both probes; else empty
     did: list[DidRow]
     closure: list[ClosureRow]
     transitions: list[TransitionRow]

@@ -84,13 +84,13 @@ def read_results(folder: Path) -> dict:
 
 
 def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int = 2,
-                tasks: str = "fm5_qa_open,fm5_qa_closed") -> Path:
+                tasks: str = "fm5_qa_open,fm5_qa_closed", metadata: dict | None = None) -> Path:
     """Stock `lm_eval` as a user runs it; returns the model's output folder."""
     cmd = [
         sys.executable, "-m", "lm_eval", "--include_path", str(REPO / "tasks"),
         "--tasks", tasks, "--apply_chat_template",
         "--model", "hf", "--model_args", model_args, "--device", "cpu", "--batch_size", "4",
-        "--metadata", json.dumps({"fm5_data": str(data)}), "--limit", str(limit),
+        "--metadata", json.dumps(metadata or {"fm5_data": str(data)}), "--limit", str(limit),
         "--output_path", str(out), "--log_samples", *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
@@ -157,6 +157,9 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
         if task.startswith("fm5_qa_mc_"):
             write_fake_mc_task(folder, res, task, qs, version, n_original, samples, stamp)
             continue
+        if task == "fm5_doc_mc":
+            write_fake_doc_task(folder, res, task, qs, version, n_original, samples, stamp)
+            continue
         preds, golds = [q["prediction"] for q in qs], [q["answer"] for q in qs]
         p, r, f = metrics.bertscore(preds, golds, bb["model"], bb["num_layers"])
         res["results"][task] = {
@@ -207,6 +210,44 @@ def write_fake_mc_task(folder: Path, res: dict, task: str, qs: list, version, n_
                 resps = [[str(x), "False"] for x in (*q["lls"], 0.0, *q["unconditional"])]
                 fh.write(json.dumps({"doc_id": i, "doc": doc, "target": str(q["gold"]), "filtered_resps": resps,
                                      **p}) + "\n")
+
+
+def write_fake_doc_task(folder: Path, res: dict, task: str, items: list, version, n_original, samples,
+                        stamp) -> None:
+    """The continuation probe in lm-eval's shape: per item (``fake_doc_items``) the options' log-likelihoods."""
+    from harness_ext import metrics
+
+    per = [metrics.continuation_scores(q["gold"], q["lls"], [len(c) for c in q["choices"]], q["lls"], q["tokens"])
+           for q in items]
+    res["results"][task] = {"alias": task, **{f"{m},none": metrics.mean([p[m] for p in per])
+                                              for m in metrics.family_metrics("doc")}}
+    res["configs"][task] = {"task": task, "metadata": {"version": version, "fm5_mc_distractors": 3}}
+    res["versions"][task] = version
+    res["n-samples"][task] = {"original": n_original or len(items), "effective": len(items)}
+    if samples:
+        with open(folder / f"samples_{task}_{stamp}.jsonl", "w") as fh:
+            for i, (q, p) in enumerate(zip(items, per)):
+                doc = {k: q[k] for k in ("id", "item", "group", "context", "choices", "gold") if k in q}
+                fh.write(json.dumps({"doc_id": i, "doc": doc, "target": str(q["gold"]),
+                                     "filtered_resps": [[str(x), "False"] for x in q["lls"]], **p}) + "\n")
+
+
+def fake_doc_items(n_passages=30, items=3, seed=0, stored=0.0):
+    """Continuation-probe items: ``items`` per passage, passages alternately seen and unseen; ``stored`` lifts the
+    gold's per-token log-likelihood on the seen passages only."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(n_passages):
+        group = "seen" if n % 2 == 0 else "unseen"
+        for k in range(items):
+            gold = rng.randrange(4)
+            tokens = [rng.randint(10, 30) for _ in range(4)]
+            per_token = [-3.0 + rng.gauss(0, 0.3) + ((0.3 + (stored if group == "seen" else 0.0)) if i == gold
+                                                      else 0.0) for i in range(4)]
+            out.append({"id": f"p{n:03d}", "item": f"p{n:03d}#{k + 1}", "group": group, "context": f"text {n}.",
+                        "choices": [f" sentence {n}.{k}.{i}" for i in range(4)], "gold": gold,
+                        "lls": [p * t for p, t in zip(per_token, tokens)], "tokens": tokens})
+    return out
 
 
 LLAMA3_TEMPLATE = (

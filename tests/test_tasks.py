@@ -67,7 +67,7 @@ def test_wheel_ships_the_task_folder(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     path, names_line = out.stdout.strip().splitlines()[-2:]
     assert path == str(target / "fm5_tasks"), out.stderr[-2000:]
-    assert names_line == "['fm5_qa', 'fm5_qa_closed', 'fm5_qa_mc', 'fm5_qa_mc_closed', 'fm5_qa_mc_open', 'fm5_qa_open']"
+    assert names_line == "['fm5_doc_mc', 'fm5_qa', 'fm5_qa_closed', 'fm5_qa_mc', 'fm5_qa_mc_closed', 'fm5_qa_mc_open', 'fm5_qa_open']"
 
 
 # lm-eval's own task contract (the checks of `TestBaseTasks` in lm-eval's tests/test_tasks.py), with no model

@@ -40,6 +40,10 @@ class ScriptArguments:
     document: str | None = field(default=None, metadata={
         "help": "JSONL with a `text` field (e.g. ../shared/fm5/fm5_chunks.jsonl) added to the document corpus; texts "
                 "sharing a long span with an unseen passage are dropped"})
+    qa: bool = field(default=True, metadata={
+        "help": "false (`fm5 train --no-qa`): no QA file, no QA stage; the --document file's texts are split into "
+                "train / seen / unseen (the same sha256 rules, test_size and seen_fraction) and the document stage "
+                "trains on the train and seen texts; the passage-continuation probe (fm5_doc_mc) evaluates it"})
     document_passages: bool = field(default=True, metadata={
         "help": "put the QA file's passages (minus the unseen ones) into the document corpus"})
     document_epochs: float = field(default=0.0, metadata={"help": "epochs of the document stage (0: no stage)"})
@@ -64,6 +68,10 @@ class ScriptArguments:
         "help": "the one comparison the report's verdict is about, MODEL:TASK:METRIC (model: final, document or "
                 "checkpoint-N, against the base); declared in fm5_plan.json before training starts. Every other "
                 "model x metric is exploratory"})
+    stored_comparison: str = field(default="final:fm5_doc_mc:margin", metadata={
+        "help": "the verdict's first line, MODEL:TASK:METRIC on the passage-continuation probe (was the text "
+                "stored?); tested before primary_comparison (fixed sequence), declared with it in fm5_plan.json. "
+                "Used when the report has the probe's results"})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "evaluations without improvement"})
     early_stopping_threshold: float = field(default=0.0, metadata={"help": "minimum eval-loss improvement"})
 
@@ -146,6 +154,7 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
 
     try:
         Primary.parse(script.primary_comparison, f"{config_path}: field primary_comparison")
+        Primary.parse(script.stored_comparison, f"{config_path}: field stored_comparison")
     except ValueError as err:
         raise UsageError(str(err)) from None
     if script.document_schedule not in SCHEDULES:
@@ -156,11 +165,14 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
             sft = SFTConfig(**{k: v for k, v in raw.items() if k in theirs})
     except (ValueError, TypeError, OverflowError) as err:  # e.g. logging_steps: .inf
         raise UsageError(f"{config_path}: {str(err).splitlines()[0]}") from None
-    if script.document_schedule == "mixed" and script.document_epochs:
+    if not script.qa and not (script.document and script.document_epochs):
+        raise UsageError(f"{config_path}: qa: false (--no-qa) trains on a document file alone: give --document FILE "
+                         f"and document_epochs > 0")
+    if (script.document_schedule == "mixed" or not script.qa) and script.document_epochs:
         for key, value in (("document_epochs", script.document_epochs), ("num_train_epochs", sft.num_train_epochs)):
             if value != int(value) or value < 1:  # the mixed stage repeats rows: whole epochs only
-                raise UsageError(f"{config_path}: {key} must be a whole number >= 1 with document_schedule mixed, "
-                                 f"not {value}")
+                raise UsageError(f"{config_path}: {key} must be a whole number >= 1 with document_schedule mixed "
+                                 f"or qa: false, not {value}")
     return script, sft
 
 

@@ -35,7 +35,7 @@ def plan(script, inputs) -> dict:
     """What fm5_plan.json declares before training: the comparison the verdict is about and the split it uses."""
     import datetime
 
-    return {"primary": script.primary_comparison, "declared_at": datetime.datetime.now(datetime.timezone.utc)
+    return {"primary": script.primary_comparison, "stored": script.stored_comparison, "declared_at": datetime.datetime.now(datetime.timezone.utc)
             .isoformat(timespec="seconds"), "git_commit": git_commit(), "split": inputs.split.as_dict(),
             **{k: sorted(v) for k, v in inputs.groups.ids().items()}}
 
@@ -75,6 +75,6 @@ def run_record(script, checked, output_dir: Path, final, stages: list[dict], row
         resumed_from=str(resume_from) if resume_from else None, torch_threads=torch.get_num_threads(),
         # the one change made to a library's behaviour, in effect during trainer.train() only (label_positions_only)
         patches={"trl_use_triton_cpu_label_positions_only": final.compact_head and trainer.args.device.type == "cpu"},
-        primary=declared.get("primary"), declared_at=declared.get("declared_at"),
+        primary=declared.get("primary"), stored=declared.get("stored"), declared_at=declared.get("declared_at"),
         decontamination=inputs.decontamination(),
     )

@@ -95,6 +95,17 @@ class Checked:
 def check_inputs(script: ScriptArguments) -> Checked:
     """Step 1 of training, before touching the output dir or loading weights: the data, the split and its halves,
     the QA rows, the document corpus, the model's config and LoRA targets."""
+    if not script.qa:  # a document file alone: its texts are the rows of the split
+        data_path = fm5_data.resolve_data_path(script.document, "--document")
+        documents = fm5_data.load_documents(data_path)
+        split = fm5_data.Split(script.test_size, script.split_seed, script.seen_fraction)
+        try:
+            inputs = fm5_data.document_inputs(documents, split, script.max_document_rows)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        log.info("document file alone: %d texts; %d seen / %d unseen held out; training on %d texts",
+                 len(documents), len(inputs.groups.seen), len(inputs.groups.unseen), len(inputs.documents))
+        return Checked(data_path, fm5_data.text_rows(documents), documents, inputs, check_model(script))
     data_path = fm5_data.resolve_data_path(script.data)
     rows = fm5_data.load_qa(data_path)
     documents = fm5_data.load_documents(script.document) if script.document else []
@@ -163,7 +174,8 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
 
     # 4. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter (the mixed schedule
     #    trains the texts with the QA rows in step 5 instead)
-    done, mixed = [], script.document_schedule == "mixed" and bool(inputs.documents)
+    # (a document file alone, qa: false, trains its texts as a mixed stage with no QA rows: one trainer, one adapter)
+    done, mixed = [], (script.document_schedule == "mixed" or not script.qa) and bool(inputs.documents)
     if inputs.documents and not mixed:
         model, stage = stages.document_stage(model, tokenizer, sft, script, lora, inputs.documents, output_dir, resume)
         done.append(stage)
@@ -192,6 +204,9 @@ def add_arguments(p) -> None:
     p.add_argument("--document", help="JSONL with a `text` field added to the document stage's corpus (e.g. "
                                       "../shared/fm5/fm5_chunks.jsonl); texts sharing a 13-word span with an unseen "
                                       "test passage are dropped")
+    p.add_argument("--no-qa", dest="no_qa", action="store_true",
+                   help="train on the --document file alone (no QA file, no QA stage): its texts are split into "
+                        "train / seen / unseen like QA rows; evaluate with --tasks fm5_doc_mc")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
     p.add_argument("--check", action="store_true",
@@ -206,6 +221,8 @@ def main(args, extra: list[str] | None = None) -> int:
     overrides = parse_overrides(extra or [])
     given = {"data": args.data, "output_dir": args.output_dir, "document": getattr(args, "document", None)}
     overrides.update({k: v for k, v in given.items() if v is not None})
+    if getattr(args, "no_qa", False):
+        overrides["qa"] = False
     script, sft = load_config(args.config, overrides)
     if check_only:
         print(json.dumps(check(script, sft), indent=1))

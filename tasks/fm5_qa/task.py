@@ -3,6 +3,7 @@
 - FM5QATask (fm5_qa_open / _closed): one greedy generation and one gold-answer loglikelihood per question (like
   lm-eval's squadv2).
 - FM5MCTask (fm5_qa_mc_open / _closed): the multiple-choice knowledge probe; loglikelihood requests only.
+- FM5DocTask (fm5_doc_mc): the passage-continuation probe; loglikelihood requests only, plain text.
 
 YAML alone cannot say either: both render the shared chat prompt with its system turn, score the whitespace
 lm-eval moves into the continuation separately (and take it out), and count the scored tokens with the evaluated
@@ -17,7 +18,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
-from harness_ext import data, metrics, models, probe, prompts
+from harness_ext import continuation, data, metrics, models, probe, prompts
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,19 @@ class _FM5Task(ConfigurableTask):
         # lm-eval hands a `class:` task its whole YAML, the `class` key included, which TaskConfig does not accept
         super().__init__(config={k: v for k, v in (config or {}).items() if k != "class"})
         meta = self.config.metadata
-        meta["fm5_data_sha256"] = data.file_sha256(data.resolve_data_path(meta.get("fm5_data")))
-        self._contexts = {}  # doc id -> the prompt sent (this process's shard), for the token counts
+        meta["fm5_data_sha256"] = data.file_sha256(self._source(meta))
+        self._contexts = {}  # doc key -> the prompt sent (this process's shard), for the token counts
         self._system_instruction = None
+
+    @staticmethod
+    def _source(meta):
+        """The file the documents come from (its sha256 is recorded in the results)."""
+        return data.resolve_data_path(meta.get("fm5_data"))
+
+    @staticmethod
+    def _key(doc) -> str:
+        """The document's key for the remembered prompt: its id (the continuation probe: its item)."""
+        return str(doc.get("item", doc["id"]))
 
     @property
     def variant(self) -> str:
@@ -67,7 +78,7 @@ class _FM5Task(ConfigurableTask):
         lm-eval moves that whitespace (e.g. the "\n" after "assistant") into every continuation, so its
         log-likelihood is scored once and taken out again. ``kwargs``: lm-eval's, chat-template keys removed."""
         _warn_if_dated(ctx)
-        self._contexts[str(doc["id"])] = ctx
+        self._contexts[self._key(doc)] = ctx
         requests = [Instance("loglikelihood", doc, (ctx, c), idx=start + i, **kwargs)
                     for i, c in enumerate(continuations)]
         stripped = ctx.rstrip()
@@ -88,9 +99,9 @@ class _FM5Task(ConfigurableTask):
                 "or --metadata '{\"fm5_tokenizer\": PATH}'"
             )
         tok = models.load_tokenizer(meta.get("pretrained"), meta.get("gguf_file"), source)
-        ctx = self._contexts.get(str(doc["id"]))
+        ctx = self._contexts.get(self._key(doc))
         if ctx is None:
-            raise RuntimeError(f"{self.config.task}: no request was built for doc {doc['id']!r} in this process")
+            raise RuntimeError(f"{self.config.task}: no request was built for doc {self._key(doc)!r} in this process")
         add_bos = meta.get("add_bos_token")
         return models.continuation_tokens(tok, ctx, continuation, None if add_bos is None else _bool(add_bos))
 
@@ -180,6 +191,47 @@ class FM5MCTask(_FM5Task):
             int(doc["gold"]), lls, [len(c) for c in choices], [ll - ll_ws for ll in lls],
             [self._tokens(doc, c) for c in choices], unconditional,
         )
+
+    def aggregation(self):
+        return {name: mean for name in metrics.family_metrics(self.FAMILY)}
+
+
+class FM5DocTask(_FM5Task):
+    """The passage-continuation probe (fm5_doc_mc, harness_ext.continuation): each option after the preceding text
+    of its passage, as plain text. No chat template (``--apply_chat_template`` is ignored by this task: the document
+    stage trains plain text, and a sentence's continuation is not a chat turn); lm-eval still records the flag."""
+
+    FAMILY = "doc"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        meta = self.config.metadata
+        meta["fm5_mc_distractors"] = probe.distractor_count(meta.get("fm5_mc_distractors", probe.DEFAULT_DISTRACTORS))
+        meta["fm5_mc_embedding_model"] = models.probe_embedding_model(meta.get("fm5_mc_embedding"))["name"]
+        meta["fm5_doc_rule"] = continuation.RULE
+
+    @staticmethod
+    def _source(meta):
+        document = meta.get("fm5_document")
+        return data.resolve_data_path(document, "fm5_document") if document else data.resolve_data_path(
+            meta.get("fm5_data"))
+
+    def fewshot_context(self, doc, num_fewshot, *args, **kwargs):
+        if num_fewshot:
+            raise ValueError(f"{self.config.task} is zero-shot; --num_fewshot is not supported")
+        return doc["context"]
+
+    def construct_requests(self, doc, ctx, **kwargs):
+        kwargs.pop("apply_chat_template", None)
+        kwargs.pop("chat_template", None)
+        return self._scored(doc, ctx, doc["choices"], kwargs)
+
+    def process_results(self, doc, results):
+        choices = doc["choices"]
+        lls = [float(r[0]) for r in results[: len(choices)]]
+        ll_ws = float(results[len(choices)][0]) if len(results) > len(choices) else 0.0
+        return metrics.continuation_scores(int(doc["gold"]), lls, [len(c) for c in choices],
+                                           [ll - ll_ws for ll in lls], [self._tokens(doc, c) for c in choices])
 
     def aggregation(self):
         return {name: mean for name in metrics.family_metrics(self.FAMILY)}
