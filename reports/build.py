@@ -187,20 +187,18 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
     warnings, notes = check_inputs(runs, trainings)
     declared = [declared_comparison(others, trainings, stored_text, "stored"),
                 declared_comparison(others, trainings, primary_text)]
-    (verdict, lines), did_rows, closure_rows, transition_rows, knowledge_notes, effects = S.knowledge_view(
-        base, others, declared)
+    view = S.knowledge_view(base, others, declared)
     groups = {}
-    for run, task, metric, eff, declared in effects:
+    for run, task, metric, eff, declared in view.effects:
         groups.setdefault((task, metric), []).append((run.label, eff.did.value, eff.did.low, eff.did.high, declared))
     histories = [(tr.path.name, (tr.state or {}).get("log_history", [])) for tr in trainings]
     return Report(
         title="FM 5-0 fine-tuning report",
         generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
-        summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others), verdict=verdict,
-        verdict_lines=lines,
-        did=did_rows, closure=closure_rows, transitions=transition_rows, knowledge_notes=knowledge_notes,
-        charts=charts(base, others, tasks, histories), forest=forest(groups), questions=S.question_rows(base, others, tasks),
+        summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others),
+        verdict=view.verdict, verdict_lines=view.lines, did=view.did, closure=view.closure,
+        transitions=view.transitions, knowledge_notes=view.notes, charts=charts(base, others, tasks, histories), forest=forest(groups), questions=S.question_rows(base, others, tasks),
         choices=S.choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
         flip_threshold=f"{S.FLIP_THRESHOLD:.2f}", missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
     )

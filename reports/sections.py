@@ -4,6 +4,8 @@ computes no statistic of its own."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness_ext import ALL_TASKS
 from harness_ext import knowledge as K
 from harness_ext import results as R
@@ -144,7 +146,22 @@ def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[
     return headline, [sv, uv], rows, []
 
 
-def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]]):
+@dataclass
+class KnowledgeView:
+    """The knowledge section: the verdict and its lines, the diff-in-diff rows, the gap closure, the probe's
+    transitions, the notes, and the effects behind the rows (for the forest plot)."""
+
+    verdict: Verdict | None
+    lines: list[Verdict]
+    did: list[DidRow]
+    closure: list[ClosureRow]
+    transitions: list[TransitionRow]
+    notes: list[str]
+    effects: list[tuple]  # (run, task, metric, knowledge.Effect, declared?)
+
+
+def knowledge_view(base: R.ModelRun, others: list[R.ModelRun],
+                   declared: list[tuple[K.Primary, str]]) -> KnowledgeView:
     """The verdict (``verdict_of``); every model x metric as an exploratory diff-in-diff row (randomization p-values
     Holm-adjusted over the family, the declared rows apart); the gap closure; the probe's transitions."""
     did_rows, closure_rows, transition_rows, notes = [], [], [], []
@@ -206,7 +223,7 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tu
             if trained_seen and not logged_seen <= trained_seen:
                 notes.append(f"{run.label}: its training run's seen questions differ from the evaluated seen group "
                              f"(other split settings?); the diff-in-diff does not measure its document stage")
-    return (verdict, lines), did_rows, closure_rows, transition_rows, notes, effects
+    return KnowledgeView(verdict, lines, did_rows, closure_rows, transition_rows, notes, effects)
 
 
 def _question_table(models: list[R.ModelRun], tasks: list[str], family: str):
