@@ -141,7 +141,9 @@ def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[
                      f"stored line holds (fixed sequence); {told}.", "ns", "usable")
     summary, css = K.two_lines(sv.css, uv.css)
     headline = Verdict(sv.model if sv.model == uv.model else f"{sv.model}, {uv.model}",
-                       f"{sv.comparison}, then {uv.comparison}", sv.source, summary, css)
+                       f"{sv.comparison}, then {uv.comparison}",
+                       sv.source if sv.source == uv.source else f"stored: {sv.source}; usable: {uv.source}", summary,
+                       css)
     rows = {(sv.model, stored.task, stored.metric): sv.css, (uv.model, usable.task, usable.metric): uv.css}
     return headline, [sv, uv], rows, []
 

@@ -196,19 +196,17 @@ class FM5MCTask(_FM5Task):
         return {name: mean for name in metrics.family_metrics(self.FAMILY)}
 
 
-class FM5DocTask(_FM5Task):
+class FM5DocTask(FM5MCTask):
     """The passage-continuation probe (fm5_doc_mc, harness_ext.continuation): each option after the preceding text
     of its passage, as plain text. No chat template (``--apply_chat_template`` is ignored by this task: the document
-    stage trains plain text, and a sentence's continuation is not a chat turn); lm-eval still records the flag."""
+    stage trains plain text, and a sentence's continuation is not a chat turn); lm-eval still records the flag.
+    The question probe's option settings (K, embedding, near-duplicate cosine) are recorded the same way."""
 
     FAMILY = "doc"
 
     def __init__(self, config=None):
         super().__init__(config)
-        meta = self.config.metadata
-        meta["fm5_mc_distractors"] = probe.distractor_count(meta.get("fm5_mc_distractors", probe.DEFAULT_DISTRACTORS))
-        meta["fm5_mc_embedding_model"] = models.probe_embedding_model(meta.get("fm5_mc_embedding"))["name"]
-        meta["fm5_doc_rule"] = continuation.RULE
+        self.config.metadata["fm5_doc_rule"] = continuation.RULE
 
     @staticmethod
     def _source(meta):
@@ -232,9 +230,6 @@ class FM5DocTask(_FM5Task):
         ll_ws = float(results[len(choices)][0]) if len(results) > len(choices) else 0.0
         return metrics.continuation_scores(int(doc["gold"]), lls, [len(c) for c in choices],
                                            [ll - ll_ws for ll in lls], [self._tokens(doc, c) for c in choices])
-
-    def aggregation(self):
-        return {name: mean for name in metrics.family_metrics(self.FAMILY)}
 
 
 # the three BERTScore parts are aggregated separately; score the pairs once
