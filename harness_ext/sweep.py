@@ -131,9 +131,12 @@ def split_of_runs(adapters: list[Path], metadata: dict) -> tuple[dict, str]:
         note = (f"split from {', '.join(sorted(records))}'s fm5_run.json: test_size {test_size}, split seed {seed}, "
                 f"seen fraction {seen_fraction}")
     documents = {r.data_path for r in records.values() if r.document_only}
-    if documents and "fm5_document" not in metadata and "fm5_data" not in metadata:
+    if documents and "fm5_document" not in metadata:
         if len(documents) > 1 or len(documents) < len(records):
             raise UsageError("the training runs were trained on different files: evaluate them apart")
+        if "fm5_data" in metadata:  # its split is over the document's texts: a QA file's passages may be trained ones
+            raise UsageError(f"{', '.join(sorted(records))}: trained on a document file alone "
+                             f"({next(iter(documents))}); evaluate it with --tasks fm5_doc_mc and without --data")
         metadata = {**metadata, "fm5_document": next(iter(documents))}
         note += f"; document file from fm5_run.json: {metadata['fm5_document']}"
     rows = data.text_rows(data.load_documents(data.resolve_data_path(metadata["fm5_document"], "fm5_document"))) \

@@ -36,3 +36,29 @@ def test_the_split_comes_from_the_run_and_a_split_that_scores_trained_rows_is_re
     with pytest.raises(UsageError, match="were trained on different splits"):
         split_of_runs([run, other], {"fm5_data": str(shared_qa)})
     assert split_of_runs([tmp_path], {"x": 1}) == ({"x": 1}, "")  # no training record: nothing changes
+
+
+def test_a_document_only_run_is_evaluated_on_its_own_file(tmp_path, shared_qa):
+    """A run trained on a document file alone (`fm5 train --no-qa`) is scored on that file's held-out texts: the file
+    comes from fm5_run.json; a QA file (its passages may be training texts) and another split are refused, and a QA
+    run is not scored on a document file's split."""
+    texts = [f"Text number {i} of the manual, long enough to be a passage of its own here." for i in range(60)]
+    doc = tmp_path / "manual.jsonl"
+    doc.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    inputs = data.document_inputs(texts, data.Split(0.2, 5))
+    run = tmp_path / "docrun"
+    run.mkdir()
+    (run / "fm5_run.json").write_text(json.dumps({
+        "config": {"fm5": {"qa": False}}, "data": {"path": str(doc)},
+        "split": {"test_size": 0.2, "seed": 5, "seen_fraction": 0.5, "train_ids": [], "eval_ids": [],
+                  **inputs.groups.ids()}}))
+    metadata, note = split_of_runs([run], {})
+    assert metadata["fm5_document"] == str(doc) and metadata["fm5_split_seed"] == 5
+    assert "document file from fm5_run.json" in note
+    with pytest.raises(UsageError, match="trained on a document file alone .*without --data"):
+        split_of_runs([run], {"fm5_data": str(shared_qa)})
+    with pytest.raises(UsageError, match=r"would score \d+ row\(s\) the run trained on"):
+        split_of_runs([run], {"fm5_document": str(doc), "fm5_test_size": 0.2, "fm5_split_seed": 6})
+    qa_run = _run(tmp_path / "qarun", data.load_qa(shared_qa), 0.3, 7)
+    with pytest.raises(UsageError, match="trained with a QA file"):
+        split_of_runs([qa_run], {"fm5_document": str(doc)})
