@@ -348,14 +348,14 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
     """The texts document training reads: the distinct passages of the QA file (``use_passages``) and the
     ``documents`` texts, minus every text that shares a long span (``shares_long_span``) with an unseen passage or a
     NEAR_SPAN_WORDS-word span with an unseen question or answer, in file order, each once."""
-    withheld, unseen_texts = withheld_spans(unseen), {r["passage"].strip() for r in unseen}
+    withheld = withheld_spans(unseen)
     items = set().union(*(span_keys(r[f], NEAR_SPAN_WORDS) for r in unseen for f in ("question", "answer"))) \
         if unseen else set()
     texts, seen_texts = [], set()
     kept_passages = dropped_passages = kept_docs = dropped_docs = near = 0
     if use_passages:
         for passage in dict.fromkeys(r["passage"].strip() for r in rows if r["passage"].strip()):
-            if passage in unseen_texts or (withheld and shares_long_span(passage, withheld)):
+            if withheld and shares_long_span(passage, withheld):
                 dropped_passages += 1
                 continue
             if items and shares_long_span(passage, items, NEAR_SPAN_WORDS):
@@ -367,7 +367,7 @@ def document_corpus(rows: list[dict], unseen: list[dict], documents: list[str] =
     for text in dict.fromkeys(t.strip() for t in documents):
         if text in seen_texts:
             continue
-        if text in unseen_texts or (withheld and shares_long_span(text, withheld)):
+        if withheld and shares_long_span(text, withheld):
             dropped_docs += 1
             continue
         if items and shares_long_span(text, items, NEAR_SPAN_WORDS):

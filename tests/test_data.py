@@ -179,6 +179,11 @@ def test_document_corpus_keeps_out_everything_unseen(shared_rows, shared_qa, tmp
     for row in groups.test:  # no held-out question or answer in any text
         assert not any(row["question"].strip() in t or row["answer"].strip() in t for t in texts)
     assert corpus.document_dropped > 0 and corpus.passages_withheld >= 25 and len(set(texts)) == len(texts)
+    # an unseen passage shorter than 13 words is withheld too (its span is all its words), here and in --document
+    short = {"id": "short", "passage": "Planning is continuous.", "question": "q", "answer": "a"}
+    other = {"id": "other", "passage": "Plans change.", "question": "q2", "answer": "a2"}
+    assert document_corpus([short, other], [short], ["Planning is continuous.", "Orders flow."]).texts == \
+        ["Plans change.", "Orders flow."]
     bad = tmp_path / "docs.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
     with pytest.raises(DataError, match=r"docs.jsonl:2: field 'text': missing"):
