@@ -96,8 +96,11 @@ def final_stage(model, tokenizer, sft, script, lora, train_rows: list[dict], eva
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     stage = {"name": "qa", "rows": n_rows, "epochs": sft.num_train_epochs}
     if mixed:
-        stage = {"name": "mixed" if n_rows else "document", "texts": len(texts), "document_epochs": script.document_epochs, "rows": n_rows,
+        stage = {"name": "mixed", "texts": len(texts), "document_epochs": script.document_epochs, "rows": n_rows,
                  "qa_epochs": qa_epochs, "sequences": len(trainer.train_dataset)}
+        if not n_rows:  # a document file alone: the document stage is the only one
+            stage = {"name": "document", "texts": len(texts), "epochs": script.document_epochs,
+                     "sequences": len(trainer.train_dataset)}
     stage.update(learning_rate=sft.learning_rate, global_step=trainer.state.global_step)
     if answer_tokens is None and "labels" in trainer.train_dataset.column_names:
         answer_tokens = sum(sum(1 for t in ex["labels"] if t != -100) for ex in trainer.train_dataset)
