@@ -175,7 +175,7 @@ def load_docs(path=None, document=None, test_size: float = data.DEFAULT_TEST_SIZ
     QA file ``path`` (or $FM5_DATA)."""
     split = data.Split(test_size, seed, seen_fraction)
     if document:
-        source = data.resolve_data_path(document, "fm5_document")
+        source = data.existing_file(document, "fm5_document")
         units = document_units(data.load_documents(source), split)
     else:
         source = data.resolve_data_path(path)

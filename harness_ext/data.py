@@ -62,14 +62,16 @@ class DataError(Fm5Error):
         super().__init__(f"{where}: {what}")
 
 
-def resolve_data_path(path: str | os.PathLike | None = None, what: str | None = None) -> Path:
-    """The QA file to use: ``path`` if given, else ``$FM5_DATA``; a clear error when neither is set. With ``what``
-    (e.g. ``fm5_document``): that file, which must exist."""
-    if what is not None:
-        path = Path(str(path)).expanduser()
-        if not path.is_file():
-            raise DataError(path, f"no such file ({what})")
-        return path
+def existing_file(path: str | os.PathLike, what: str = "") -> Path:
+    """``path`` (``~`` expanded), which must be a file; ``what`` names the setting in the error (``fm5_document``)."""
+    resolved = Path(str(path)).expanduser()
+    if not resolved.is_file():
+        raise DataError(resolved, f"no such file ({what})" if what else "no such file")
+    return resolved
+
+
+def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
+    """The QA file to use: ``path`` if given, else ``$FM5_DATA``; a clear error when neither is set."""
     path = path or os.environ.get(DATA_ENV)
     if not path:
         raise DataError(
@@ -77,10 +79,7 @@ def resolve_data_path(path: str | os.PathLike | None = None, what: str | None = 
             f"no QA file given: pass --metadata '{{\"fm5_data\": \"PATH\"}}' to lm_eval, "
             f"--data PATH to fm5, or set {DATA_ENV}=PATH",
         )
-    resolved = Path(path).expanduser()
-    if not resolved.is_file():
-        raise DataError(resolved, "no such file")
-    return resolved
+    return existing_file(path)
 
 
 def split_seed(value=None, alias=None) -> int:

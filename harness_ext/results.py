@@ -147,17 +147,21 @@ def _text(x, field: str) -> str:
 def _question(sample: dict, family: str, where: str) -> Question:
     try:
         doc = sample["doc"]
-        group = doc.get("group")
-        common = {"id": _text(doc["id"], "doc.id"), "question": _text(doc["question"], "doc.question"),
-                  "answer": _text(doc["answer"], "doc.answer"),
-                  "group": group if group in ("seen", "unseen") else None}
-        if family == "mc":
+        group = doc.get("group") if doc.get("group") in ("seen", "unseen") else None
+        if family in ("mc", "doc"):
             if not isinstance(doc["choices"], list) or not doc["choices"]:
                 raise ValueError("field doc.choices: expected a list of options")
             choices = [_text(c, "doc.choices") for c in doc["choices"]]
             gold = _number(doc["gold"], "doc.gold", integer=True)
             if gold >= len(choices):
                 raise ValueError(f"field doc.gold: {gold} is not an option index (of {len(choices)})")
+        if family == "doc":  # one item, under its passage's id (``_passages`` averages a passage's items)
+            return Question(id=_text(doc["id"], "doc.id"), question=_text(doc["context"], "doc.context"),
+                            answer=choices[gold], prediction="", group=group,
+                            values={m: _number(sample[m], m) for m in metrics.family_metrics("doc")})
+        common = {"id": _text(doc["id"], "doc.id"), "question": _text(doc["question"], "doc.question"),
+                  "answer": _text(doc["answer"], "doc.answer"), "group": group}
+        if family == "mc":
             resps = sample["filtered_resps"]
             if not isinstance(resps, list) or len(resps) < len(choices):
                 raise ValueError("field filtered_resps: fewer log-likelihoods than options")
@@ -190,33 +194,14 @@ def _family(values: dict) -> str | None:
     return None
 
 
-def _item(sample: dict, where: str) -> tuple[str, Question]:
-    """A continuation-probe sample: (its passage's id, the item as a Question: context, gold sentence, scores)."""
-    try:
-        doc = sample["doc"]
-        group = doc.get("group")
-        choices = [_text(c, "doc.choices") for c in doc["choices"]]
-        gold = _number(doc["gold"], "doc.gold", integer=True)
-        if not choices or gold >= len(choices):
-            raise ValueError(f"field doc.gold: {gold} is not an option index (of {len(choices)})")
-        return _text(doc["id"], "doc.id"), Question(
-            id=_text(doc["item"], "doc.item"), question=_text(doc["context"], "doc.context"), answer=choices[gold],
-            prediction="", group=group if group in ("seen", "unseen") else None,
-            values={m: _number(sample[m], m) for m in metrics.family_metrics("doc")})
-    except KeyError as err:
-        raise ResultsError(f"{where}: not an fm5 sample (field {err} missing)") from None
-    except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
-        raise ResultsError(f"{where}: not an fm5 sample ({err})") from None
-
-
-def _passages(items: list[tuple[str, Question, str]]) -> list[Question]:
+def _passages(items: list[tuple[Question, str]]) -> list[Question]:
     """The continuation probe's items averaged per passage: the unit the seen/unseen hash randomized, so the unit of
     every paired statistic (``Question.items`` says how many items each holds)."""
     by_unit: dict[str, list[Question]] = {}
-    for unit, q, where in items:
-        if by_unit.get(unit) and by_unit[unit][0].group != q.group:
-            raise ResultsError(f"{where}: passage {unit!r} has items in both the seen and the unseen group")
-        by_unit.setdefault(unit, []).append(q)
+    for q, where in items:
+        if by_unit.get(q.id) and by_unit[q.id][0].group != q.group:
+            raise ResultsError(f"{where}: passage {q.id!r} has items in both the seen and the unseen group")
+        by_unit.setdefault(q.id, []).append(q)
     return [Question(id=unit, question=qs[0].question, answer=qs[0].answer, prediction="", group=qs[0].group,
                      values={m: metrics.mean([q.values[m] for q in qs]) for m in metrics.family_metrics("doc")},
                      items=len(qs))
@@ -233,11 +218,11 @@ def _read_samples(path: Path, family: str) -> list[Question]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        sample = files.loads(line, where, ResultsError)
+        q = _question(files.loads(line, where, ResultsError), family, where)
         if family == "doc":
-            items.append((*_item(sample, where), where))
+            items.append((q, where))
         else:
-            out.append(_question(sample, family, where))
+            out.append(q)
     return sorted(out + _passages(items), key=lambda q: q.id)
 
 

@@ -139,7 +139,7 @@ def split_of_runs(adapters: list[Path], metadata: dict) -> tuple[dict, str]:
                              f"({next(iter(documents))}); evaluate it with --tasks fm5_doc_mc and without --data")
         metadata = {**metadata, "fm5_document": next(iter(documents))}
         note += f"; document file from fm5_run.json: {metadata['fm5_document']}"
-    rows = data.text_rows(data.load_documents(data.resolve_data_path(metadata["fm5_document"], "fm5_document"))) \
+    rows = data.text_rows(data.load_documents(data.existing_file(metadata["fm5_document"], "fm5_document"))) \
         if metadata.get("fm5_document") else data.load_qa(data.resolve_data_path(metadata.get("fm5_data")))
     split = data.Split(float(metadata.get("fm5_test_size", data.DEFAULT_TEST_SIZE)),
                        data.split_seed(metadata.get("fm5_split_seed"), metadata.get("fm5_seed")),

@@ -154,11 +154,8 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
            "config": {"model": "hf", "model_args": model_args or {"pretrained": "fake-model"}, "limit": limit},
            "lm_eval_version": "0.4.13", "date": 1.0}
     for task, qs in questions.items():
-        if task.startswith("fm5_qa_mc_"):
+        if task.startswith("fm5_qa_mc_") or task == "fm5_doc_mc":
             write_fake_mc_task(folder, res, task, qs, version, n_original, samples, stamp)
-            continue
-        if task == "fm5_doc_mc":
-            write_fake_doc_task(folder, res, task, qs, version, n_original, samples, stamp)
             continue
         preds, golds = [q["prediction"] for q in qs], [q["answer"] for q in qs]
         p, r, f = metrics.bertscore(preds, golds, bb["model"], bb["num_layers"])
@@ -191,45 +188,34 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
 
 
 def write_fake_mc_task(folder: Path, res: dict, task: str, qs: list, version, n_original, samples, stamp) -> None:
-    """One probe task in lm-eval's shape: per question the option log-likelihoods as lm-eval logs them (options,
-    then the whitespace request with log-likelihood 0, then the question-removed ones)."""
+    """A probe task in lm-eval's shape. The question probe (fm5_qa_mc_*): per question the option log-likelihoods as
+    lm-eval logs them (options, then the whitespace request with log-likelihood 0, then the question-removed ones).
+    The continuation probe (fm5_doc_mc; items from ``fake_doc_items``): the options' log-likelihoods."""
     from harness_ext import metrics
 
-    per_q = [metrics.mc_scores(q["gold"], q["lls"], [len(c) for c in q["choices"]], q["lls"], q["tokens"],
-                               q["unconditional"]) for q in qs]
+    family = "doc" if task == "fm5_doc_mc" else "mc"
+    per_q, docs, resps = [], [], []
+    for q in qs:
+        chars = [len(c) for c in q["choices"]]
+        if family == "doc":
+            per_q.append(metrics.continuation_scores(q["gold"], q["lls"], chars, q["lls"], q["tokens"]))
+            docs.append({k: q[k] for k in ("id", "item", "group", "context", "choices", "gold") if k in q})
+            resps.append(q["lls"])
+        else:
+            per_q.append(metrics.mc_scores(q["gold"], q["lls"], chars, q["lls"], q["tokens"], q["unconditional"]))
+            docs.append({"id": q["id"], "passage": "", "question": q["question"], "answer": q["answer"],
+                         "choices": q["choices"], "gold": q["gold"], **({"group": q["group"]} if "group" in q else {})})
+            resps.append([*q["lls"], 0.0, *q["unconditional"]])
     res["results"][task] = {"alias": task, **{f"{m},none": metrics.mean([p[m] for p in per_q])
-                                              for m in metrics.family_metrics("mc")}}
+                                              for m in metrics.family_metrics(family)}}
     res["configs"][task] = {"task": task, "metadata": {"version": version, "fm5_mc_distractors": 3}}
     res["versions"][task] = version
     res["n-samples"][task] = {"original": n_original or len(qs), "effective": len(qs)}
     if samples:
         with open(folder / f"samples_{task}_{stamp}.jsonl", "w") as fh:
-            for i, (q, p) in enumerate(zip(qs, per_q)):
-                doc = {"id": q["id"], "passage": "", "question": q["question"], "answer": q["answer"],
-                       "choices": q["choices"], "gold": q["gold"], **({"group": q["group"]} if "group" in q else {})}
-                resps = [[str(x), "False"] for x in (*q["lls"], 0.0, *q["unconditional"])]
-                fh.write(json.dumps({"doc_id": i, "doc": doc, "target": str(q["gold"]), "filtered_resps": resps,
-                                     **p}) + "\n")
-
-
-def write_fake_doc_task(folder: Path, res: dict, task: str, items: list, version, n_original, samples,
-                        stamp) -> None:
-    """The continuation probe in lm-eval's shape: per item (``fake_doc_items``) the options' log-likelihoods."""
-    from harness_ext import metrics
-
-    per = [metrics.continuation_scores(q["gold"], q["lls"], [len(c) for c in q["choices"]], q["lls"], q["tokens"])
-           for q in items]
-    res["results"][task] = {"alias": task, **{f"{m},none": metrics.mean([p[m] for p in per])
-                                              for m in metrics.family_metrics("doc")}}
-    res["configs"][task] = {"task": task, "metadata": {"version": version, "fm5_mc_distractors": 3}}
-    res["versions"][task] = version
-    res["n-samples"][task] = {"original": n_original or len(items), "effective": len(items)}
-    if samples:
-        with open(folder / f"samples_{task}_{stamp}.jsonl", "w") as fh:
-            for i, (q, p) in enumerate(zip(items, per)):
-                doc = {k: q[k] for k in ("id", "item", "group", "context", "choices", "gold") if k in q}
+            for i, (q, p, doc, r) in enumerate(zip(qs, per_q, docs, resps)):
                 fh.write(json.dumps({"doc_id": i, "doc": doc, "target": str(q["gold"]),
-                                     "filtered_resps": [[str(x), "False"] for x in q["lls"]], **p}) + "\n")
+                                     "filtered_resps": [[str(x), "False"] for x in r], **p}) + "\n")
 
 
 def fake_doc_items(n_passages=30, items=3, seed=0, stored=0.0):

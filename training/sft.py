@@ -96,7 +96,7 @@ def check_inputs(script: ScriptArguments) -> Checked:
     """Step 1 of training, before touching the output dir or loading weights: the data, the split and its halves,
     the QA rows, the document corpus, the model's config and LoRA targets."""
     if not script.qa:  # a document file alone: its texts are the rows of the split
-        data_path = fm5_data.resolve_data_path(script.document, "--document")
+        data_path = fm5_data.existing_file(script.document, "--document")
         documents = fm5_data.load_documents(data_path)
         split = fm5_data.Split(script.test_size, script.split_seed, script.seen_fraction)
         try:

@@ -211,7 +211,7 @@ class FM5DocTask(FM5MCTask):
     @staticmethod
     def _source(meta):
         document = meta.get("fm5_document")
-        return data.resolve_data_path(document, "fm5_document") if document else data.resolve_data_path(
+        return data.existing_file(document, "fm5_document") if document else data.resolve_data_path(
             meta.get("fm5_data"))
 
     def fewshot_context(self, doc, num_fewshot, *args, **kwargs):
