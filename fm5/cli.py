@@ -41,7 +41,8 @@ def _cmd_data(args) -> int:
     summary = {"file": str(path), "rows": len(rows), "train": len(inputs.train), "eval": len(inputs.eval),
                **inputs.groups.summary(),
                # the lexical rule only (no model loaded here); `fm5 train --check` adds the embedding rule
-               "near_duplicates_dropped_lexical": len(inputs.near_duplicates)}
+               "near_duplicates_dropped_lexical": len(inputs.near_duplicates),
+               "continuation_leaks_dropped_lexical": len(inputs.continuation_leaks)}
     if args.ids:
         summary.update(inputs.groups.ids())
     print(json.dumps(summary, indent=1))

@@ -38,6 +38,9 @@ class Question:
     gold: int | None = None
     picked: int | None = None
     items: int = 1  # the continuation probe: the items averaged into this passage's values
+    # the continuation probe: every option its items score (golds and distractors, stripped), which the
+    # decontamination check of the report protects (decontamination.continuation_leaks)
+    sentences: tuple[str, ...] = ()
 
     @property
     def nll(self) -> float:
@@ -158,7 +161,8 @@ def _question(sample: dict, family: str, where: str) -> Question:
         if family == "doc":  # one item, under its passage's id (``_passages`` averages a passage's items)
             return Question(id=_text(doc["id"], "doc.id"), question=_text(doc["context"], "doc.context"),
                             answer=choices[gold], prediction="", group=group,
-                            values={m: _number(sample[m], m) for m in metrics.family_metrics("doc")})
+                            values={m: _number(sample[m], m) for m in metrics.family_metrics("doc")},
+                            sentences=tuple(c.strip() for c in choices))
         common = {"id": _text(doc["id"], "doc.id"), "question": _text(doc["question"], "doc.question"),
                   "answer": _text(doc["answer"], "doc.answer"), "group": group}
         if family == "mc":
@@ -204,7 +208,7 @@ def _passages(items: list[tuple[Question, str]]) -> list[Question]:
         by_unit.setdefault(q.id, []).append(q)
     return [Question(id=unit, question=qs[0].question, answer=qs[0].answer, prediction="", group=qs[0].group,
                      values={m: metrics.mean([q.values[m] for q in qs]) for m in metrics.family_metrics("doc")},
-                     items=len(qs))
+                     items=len(qs), sentences=tuple(dict.fromkeys(s for q in qs for s in q.sentences)))
             for unit, qs in by_unit.items()]
 
 

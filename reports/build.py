@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness_ext import decontamination
 from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext import runs as run_layout
@@ -89,44 +90,102 @@ def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[
     for tr in trainings:
         if tr.run:
             records.setdefault(tr.path.name, tr.run)
-    evaluated = {q.id: q for r in runs for t in r.tasks.values() for q in t.questions}
+    # evaluated items keyed by (task, id): a question of one task is never read through another task's item (a
+    # continuation-probe passage carries the id of its first held-out question)
+    questions = {(t.task, q.id): q for r in runs for t in r.tasks.values() if t.family != "doc" for q in t.questions}
+    passages = {(t.task, q.id): q for r in runs for t in r.tasks.values() if t.family == "doc" for q in t.questions}
     for label, record in records.items():
-        leaked = sorted(set(evaluated) & set(record.split.train_ids))
-        if leaked:
-            warnings.append(f"CONTAMINATION: {len(leaked)} evaluated question(s) are in the training data of "
-                            f"{label} (e.g. {', '.join(leaked[:5])}); their scores measure memorisation")
-        near = _near_duplicates(record, evaluated)
-        if near is None:
-            notes.append(f"{label}: its data file is not at hand, so its training rows were not checked for "
-                         f"near-duplicates of the evaluated questions")
-        elif near:
-            pairs = "; ".join(f"{k} ~ {v[0]} ({v[1]})" for k, v in list(near.items())[:3])
-            warnings.append(f"CONTAMINATION: {len(near)} training row(s) of {label} are near-duplicates of evaluated "
-                            f"questions (the rule fm5 train drops them by: harness_ext.data.near_duplicates), e.g. "
-                            f"{pairs}")
+        train_ids = set(record.split.train_ids)
+        for probe, items in ((decontamination.QUESTION_PROBES, questions),
+                             (decontamination.CONTINUATION_PROBE, passages)):
+            leaked = sorted({qid for _, qid in items if qid in train_ids})
+            if leaked:
+                warnings.append(f"CONTAMINATION, {probe}: {len(leaked)} evaluated item(s) are in the training data "
+                                f"of {label} (e.g. {', '.join(leaked[:5])}); their scores measure memorisation")
+        found, why_not = training_leaks(record, questions, passages)
+        notes.extend(f"{label}: {reason}" for reason in why_not)
+        for probe, rule, pairs in found:
+            shown = "; ".join(f"{k} ~ {v[0]} ({v[1]})" for k, v in list(pairs.items())[:3])
+            warnings.append(f"CONTAMINATION, {probe}: {len(pairs)} training text(s) of {label} break the rule "
+                            f"fm5 train applies for it ({rule}), e.g. {shown}")
     if not warnings:
-        notes.append("No partial runs, no version or backbone mismatch, no evaluated question (nor a near-duplicate "
-                     "of one) in any training set at hand.")
+        notes.append("No partial runs, no version or backbone mismatch, no evaluated item (nor a near-duplicate of "
+                     "one, for each probe's rule) in any training set at hand.")
     return warnings, notes
 
 
-def _near_duplicates(record: run_layout.RunRecord, evaluated: dict) -> dict | None:
-    """The run's training rows that are near-duplicates of evaluated questions, by the rule training applies
-    (harness_ext.data.near_duplicates with the probe's embedding); None when its data file cannot be read."""
+def _training_rows(record: run_layout.RunRecord) -> list[dict] | None:
+    """The rows of the run's data file (a document file alone: its texts as rows), or None when it cannot be read."""
+    from harness_ext import data
+
+    if not record.data_path:
+        return None
+    try:
+        if record.document_only:
+            return data.text_rows(data.load_documents(record.data_path))
+        return data.load_qa(record.data_path)
+    except data.DataError:
+        return None
+
+
+def _document_texts(record: run_layout.RunRecord, rows: list[dict]) -> list[tuple[str, str]] | None:
+    """``(text id, text)`` of what the run's document stage read (``fm5_run.json``'s ``document_text_ids``), or None
+    when the record predates that list or its --document file is not at hand."""
+    from harness_ext import data
+
+    wanted = set((record.decontamination or {}).get("document_text_ids") or [])
+    if not wanted:
+        return None if record.corpus else []
+    texts = [r["passage"] for r in rows if r["passage"].strip()]
+    document = (record.corpus or {}).get("document") or {}
+    if document.get("path"):
+        try:
+            texts += data.load_documents(document["path"])
+        except data.DataError:
+            return None
+    found = {data.text_id(t.strip()): t.strip() for t in texts}
+    if not wanted <= set(found):
+        return None
+    seen = set(record.split.test_seen_ids)  # the seen passages are read on purpose (data.document_corpus)
+    exempt = {data.text_id(r["passage"].strip()) for r in rows if r["id"] in seen and r["passage"].strip()}
+    return sorted((i, found[i]) for i in wanted - exempt)
+
+
+def training_leaks(record: run_layout.RunRecord, questions: dict, passages: dict):
+    """Each probe's decontamination rule (harness_ext.decontamination) recomputed on what the run read and what was
+    evaluated: ([(probe, rule, {training text: (evaluated item, why)})] for the rules broken, [why a check could not
+    run]). Question probes: the run's QA training rows against the evaluated questions. The continuation probe: the
+    QA training rows' questions and answers and the document stage's texts against the sentences the probe scored in
+    unseen passages (seen passages are meant to be read)."""
     from harness_ext import data
     from harness_ext.probe import embed
 
-    if not evaluated or not record.split.train_ids:
-        return {}
-    try:
-        rows = data.load_qa(record.data_path) if record.data_path else None
-    except data.DataError:
-        rows = None
+    unseen = [(q.id, s) for q in passages.values() if q.group == "unseen" for s in q.sentences]
+    if not (questions or unseen) or not (record.split.train_ids or record.corpus):
+        return [], []
+    rows = _training_rows(record)
     if rows is None:
-        return None
+        return [], ["its data file is not at hand, so its training texts were not checked against either probe"]
+    found, why_not = [], []
     train_ids = set(record.split.train_ids)
-    held = [{"id": q.id, "question": q.question, "answer": q.answer} for q in evaluated.values()]
-    return data.near_duplicates([r for r in rows if r["id"] in train_ids], held, embed)
+    trained = [r for r in rows if r["id"] in train_ids]
+    if questions and trained:
+        held = {q.id: {"id": q.id, "question": q.question, "answer": q.answer} for q in questions.values()}
+        pairs = data.near_duplicates(trained, list(held.values()), embed)
+        if pairs:
+            found.append((decontamination.QUESTION_PROBES, "harness_ext.decontamination.near_duplicates", pairs))
+    if unseen:
+        texts = [(f"{r['id']} {f}", r[f]) for r in trained for f in ("question", "answer") if r[f].strip()]
+        documents = _document_texts(record, rows)
+        if documents is None:
+            why_not.append("its document texts are not listed in its fm5_run.json (trained before the continuation "
+                           "probe's rule) or its --document file is not at hand: they were not checked against the "
+                           "continuation probe's unseen sentences")
+        pairs = data.continuation_leaks(texts + (documents or []), unseen, embed)
+        if pairs:
+            found.append((decontamination.CONTINUATION_PROBE, "harness_ext.decontamination.continuation_leaks",
+                          pairs))
+    return found, why_not
 
 
 def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tuple[str, str]]:

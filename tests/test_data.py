@@ -134,9 +134,10 @@ def test_fm5_data_prints_the_four_counts(shared_qa):
     out = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(shared_qa), "--ids"],
                          capture_output=True, text=True, check=True).stdout
     summary = json.loads(out)
-    # 3 training rows share an 8-word span with a held-out question or answer (the lexical near-duplicate rule)
-    assert (summary["train"], summary["eval"], summary["test_seen"], summary["test_unseen"]) == (402, 45, 25, 25)
-    assert summary["near_duplicates_dropped_lexical"] == 3
+    # 3 training rows share an 8-word span with a held-out question or answer (the lexical near-duplicate rule), one
+    # more with a sentence of an unseen passage (the continuation probe's lexical rule)
+    assert (summary["train"], summary["eval"], summary["test_seen"], summary["test_unseen"]) == (401, 45, 25, 25)
+    assert summary["near_duplicates_dropped_lexical"] == 3 and summary["continuation_leaks_dropped_lexical"] == 1
     assert set(summary["test_seen_ids"]) | set(summary["test_unseen_ids"]) == set(summary["test_ids"])
 
 

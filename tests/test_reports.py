@@ -131,8 +131,8 @@ def test_checkpoint_curves_keep_training_runs_apart(fixture_runs, shared_rows, t
 
 
 def test_contamination_and_flips(report, shared_rows):
-    assert any(w.startswith("CONTAMINATION: 1 evaluated question") and shared_rows[3]["id"] in w
-               for w in report.warnings)
+    assert any(w.startswith("CONTAMINATION, question probes (fm5_qa_*): 1 evaluated item(s)")
+               and shared_rows[3]["id"] in w for w in report.warnings)
     flips = {a.flip.text for q in report.questions for a in q.answers[1:]}
     assert "wrong → right" in flips
 
@@ -152,11 +152,11 @@ def test_near_duplicate_training_rows_are_flagged(tmp_path, shared_qa, shared_ro
     write_fake_run(tmp_path / "old", {"fm5_qa_closed": _questions(evaluated, seed=1)},
                    model_args={"pretrained": "fake-model", "peft": str(training)})
     report = B.build([str(base), str(tmp_path / "old")])
-    (warning,) = [w for w in report.warnings if "near-duplicates" in w]
-    assert warning.startswith("CONTAMINATION: ") and "of old-run are near-duplicates" in warning
+    (warning,) = [w for w in report.warnings if "decontamination.near_duplicates" in w]
+    assert warning.startswith("CONTAMINATION, question probes (fm5_qa_*): ") and "of old-run break the rule" in warning
     assert "fm5-0061 ~ fm5-0031" in warning and "fm5-0085 ~ fm5-0393" in warning  # the first three, in file order
     # also fm5-0084 ~ fm5-0393, fm5-0152 and fm5-0221 ~ fm5-0019, fm5-0316 and others ~ fm5-0200
-    assert int(warning.split("CONTAMINATION: ")[1].split()[0]) >= 6
+    assert int(warning.split("(fm5_qa_*): ")[1].split()[0]) >= 6
 
 
 def test_escaping_and_offline_html(report, tmp_path):

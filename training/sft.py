@@ -68,14 +68,19 @@ def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[st
         log.info("dropped %d training-side rows that are near-duplicates of held-out rows (e.g. %s)",
                  len(inputs.near_duplicates), ", ".join(f"{k} ~ {v[0]}" for k, v in
                                                        list(inputs.near_duplicates.items())[:3]))
+    if inputs.continuation_leaks:
+        log.info("dropped %d training-side rows whose question or answer leaks into a sentence the continuation probe "
+                 "scores in an unseen passage (e.g. %s)", len(inputs.continuation_leaks),
+                 ", ".join(f"{k} ~ {v[0]}" for k, v in list(inputs.continuation_leaks.items())[:3]))
     if script.max_train_rows and len(inputs.train) == script.max_train_rows:
         log.info("subsampled %d training rows", len(inputs.train))
     if inputs.corpus is not None:
         corpus = inputs.corpus
         log.info("document corpus: %d passages (%d withheld: unseen or sharing a %d-word span with one), %d "
-                 "--document texts (%d dropped for a shared span); training on %d texts", corpus.passages,
+                 "--document texts (%d dropped for a shared span), %d texts dropped for leaking into the "
+                 "continuation probe's unseen sentences; training on %d texts", corpus.passages,
                  corpus.passages_withheld, fm5_data.SPAN_WORDS, corpus.document_texts, corpus.document_dropped,
-                 len(inputs.documents))
+                 len(corpus.continuation_dropped), len(inputs.documents))
         if not inputs.documents:
             raise UsageError("document_epochs > 0 but the document corpus is empty")
     return inputs
@@ -95,12 +100,14 @@ class Checked:
 def check_inputs(script: ScriptArguments) -> Checked:
     """Step 1 of training, before touching the output dir or loading weights: the data, the split and its halves,
     the QA rows, the document corpus, the model's config and LoRA targets."""
+    from harness_ext.probe import embed
+
     if not script.qa:  # a document file alone: its texts are the rows of the split
         data_path = fm5_data.existing_file(script.document, "--document")
         documents = fm5_data.load_documents(data_path)
         split = fm5_data.Split(script.test_size, script.split_seed, script.seen_fraction)
         try:
-            inputs = fm5_data.document_inputs(documents, split, script.max_document_rows)
+            inputs = fm5_data.document_inputs(documents, split, script.max_document_rows, embed=embed)
         except ValueError as err:
             raise UsageError(str(err)) from None
         log.info("document file alone: %d texts; %d seen / %d unseen held out; training on %d texts",
@@ -125,6 +132,7 @@ def check(script: ScriptArguments, sft) -> dict:
     return {"data": str(checked.data_path), "rows": len(checked.rows), "train": len(inputs.train),
             "eval": len(inputs.eval), "test_seen": len(inputs.groups.seen),
             "test_unseen": len(inputs.groups.unseen), "near_duplicates_dropped": len(inputs.near_duplicates),
+            "continuation_leaks_dropped": len(inputs.continuation_leaks),
             "document_texts": len(inputs.documents),
             "document_schedule": script.document_schedule if inputs.documents else None,
             "model": checked.model_path, "output_dir": str(output_dir), "output_dir_holds": state}
