@@ -31,7 +31,8 @@ from harness_ext.stats import (DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_
 
 PRIMARY = ("fm5_qa_mc_closed", "margin")  # the default declared comparison's task and metric (on the final adapter)
 STORED = ("fm5_doc_mc", "margin")  # the default declared "stored" comparison (the continuation probe), tested first
-MIN_PER_GROUP = 10  # questions per group below which no verdict is given (README "The verdict")
+MIN_PER_GROUP = 40  # questions (passages) per group below which no verdict is given: the smallest size at which
+# "learned" stays at 2.5 % (+ simulation error) under skewed nulls (bench/verdict_null.py; README "The verdict")
 ALPHA = 0.05  # two-sided; each one-sided test of the verdict at ALPHA / 2
 DID_METRICS = (("fm5_doc_mc", "margin"), ("fm5_doc_mc", "acc"),
                ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_mc_closed", "acc_pmi"),
@@ -88,18 +89,27 @@ def diff_in_diff(metric: str, base_seen: list, model_seen: list, base_unseen: li
     return Estimate(point, *_interval(draws), len(base_seen), len(base_unseen))
 
 
-def gap_closure(closed_base: list[float], closed_model: list[float], open_base: list[float]) -> Estimate:
-    """(closed model - closed base) / (open base - closed base) over the same (seen) questions, with Fieller's 95 %
-    interval (the per-question gains and gaps are paired). No ratio (nan, and ``note`` says why) when the passage's
-    help to the base, the denominator, is not itself above 0 at 95 %."""
+def gap_closure(closed_base: list[float], closed_model: list[float], open_base: list[float],
+                closed_base_unseen: list[float] | None = None, closed_model_unseen: list[float] | None = None
+                ) -> Estimate:
+    """The part of the open-book gap that training closed *by reading*: (closed-book gain on seen questions minus
+    the gain on unseen ones, the diff-in-diff) / (open base - closed base on seen questions), with Fieller's 95 %
+    interval. A style gain lifts both groups and cancels in the numerator; only a gain on what was read counts.
+    Without the unseen lists, the raw seen gain over the gap (as before the control group). No ratio (nan, and
+    ``note`` says why) when the passage's help to the base, the denominator, is not itself above 0 at 95 %."""
     if not (len(closed_base) == len(closed_model) == len(open_base)) or not closed_base:
         raise ValueError("gap_closure needs three equal, non-empty lists")
     gains = [m - b for m, b in zip(closed_model, closed_base)]
     gaps = [o - b for o, b in zip(open_base, closed_base)]
-    ratio = fieller(gains, gaps)
+    unseen = None
+    if closed_base_unseen is not None:
+        if len(closed_base_unseen) != len(closed_model_unseen or []) or not closed_base_unseen:
+            raise ValueError("gap_closure needs paired, non-empty unseen lists")
+        unseen = [m - b for m, b in zip(closed_model_unseen, closed_base_unseen)]
+    ratio = fieller(gains, gaps, minus=unseen)
     note = f"n/a: the passage's help to the base (open- minus closed-book) is not above 0 ({ratio.reason})" \
-        if ratio.reason else ""
-    return Estimate(ratio.value, ratio.low, ratio.high, len(closed_base), note=note)
+        if ratio.reason and "denominator" in ratio.reason else f"n/a: {ratio.reason}" if ratio.reason else ""
+    return Estimate(ratio.value, ratio.low, ratio.high, len(closed_base), len(unseen or []), note=note)
 
 
 def transitions(base_right: list[bool], model_right: list[bool]) -> dict[str, int]:
@@ -163,42 +173,59 @@ def describe(effect: Effect, metric: str, task: str) -> str:
             f"{d.n_seen} seen / {d.n_unseen} unseen {unit}")
 
 
+UNTESTED = "untested"  # the css of a line that tested nothing (too few questions, no results)
+
+
 def verdict(effect: Effect | None, metric: str = PRIMARY[1], task: str = PRIMARY[0]) -> tuple[str, str]:
     """(sentence, css) of a knowledge effect: "up" learned the document (the continuation probe: stored its text),
-    "down" worse on what it read, "ns" otherwise. The claim needs the diff-in-diff and the seen group's own gain both
-    above 0 (one-sided randomization tests at ALPHA / 2 each: an intersection-union test, no further adjustment);
-    below MIN_PER_GROUP questions (passages) in a group there is no verdict."""
+    "down" worse on what it read, "ns" no claim of either, UNTESTED no test (no results, or too few). Each claim
+    needs two one-sided randomization tests at ALPHA / 2 (an intersection-union test): "learned" the diff-in-diff
+    *and* the seen group's own gain above 0, "worse" the diff-in-diff *and* the seen group's own change below 0. A
+    diff-in-diff alone gets a sentence that says only that; every sentence with "(95 %)" in it together holds 5 %
+    under the null (bench/verdict_null.py measures it). Below MIN_PER_GROUP questions (passages) in a group there is
+    no test."""
     claim, unit = CLAIMS[line_of(task)]
     if effect is None:
-        return f"No verdict: {task} {metric} needs seen and unseen {unit} of the base and the model.", "ns"
+        return f"No verdict: {task} {metric} needs seen and unseen {unit} of the base and the model.", UNTESTED
     what, d = describe(effect, metric, task), effect.did
     if min(d.n_seen, d.n_unseen) < MIN_PER_GROUP:
-        return (f"Too few {unit} for a verdict (at least {MIN_PER_GROUP} per group): {what}.", "ns")
+        return (f"Too few {unit} for a verdict (at least {MIN_PER_GROUP} per group): {what}.", UNTESTED)
     level = ALPHA / 2
     if effect.p_did_better < level and effect.p_seen_better < level:
         return f"{claim[0].upper()}{claim[1:]} (95 %): {what}.", "up"
-    if effect.p_did_worse < level:
-        return f"Worse on what it read (95 %): {what}.", "down"
+    if effect.p_did_worse < level and effect.p_seen_worse < level:
+        return (f"Worse on what it read (95 %): the seen {unit} got worse, and more than the unseen ones: "
+                f"{what}.", "down")
     if effect.p_did_better < level:
         return (f"Seen {unit} moved more than unseen ones, but the seen {unit} did not themselves improve "
                 f"(95 %): not evidence that it {claim}: {what}.", "ns")
+    if effect.p_did_worse < level:
+        return (f"Seen {unit} moved less than unseen ones, but the seen {unit} did not themselves get worse "
+                f"(95 %): not evidence that it lost what it read: {what}.", "ns")
     return f"No evidence that it {claim} (95 %): {what}.", "ns"
 
 
 def two_lines(stored_css: str, usable_css: str | None) -> tuple[str, str]:
     """The pair in plain words (fixed-sequence testing: the stored line first at the full level; the usable line is
     tested only when the text was stored, so the pair's family-wise error stays at 5 %). ``usable_css`` None: the
-    question probe was not evaluated."""
+    question probe was not evaluated. Only what was tested is said: nothing about questions when their line gave
+    no verdict, and "no evidence" rather than a negative."""
+    if stored_css == UNTESTED:
+        return ("No verdict on storage (too few passages, or no results)"
+                + ("" if usable_css is None else "; the question line is not tested (it comes second)") + ".",
+                UNTESTED)
     if stored_css != "up":
         return ("Not stored: no evidence that the adapter stored the document's text"
                 + ("" if usable_css is None else "; the question line is not tested (it comes second)") + ".",
                 stored_css)
-    if usable_css is None:
-        return "Stored: the adapter stored the document's text (the question probe was not evaluated).", "up"
+    if usable_css is None or usable_css == UNTESTED:
+        why = "the question probe was not evaluated" if usable_css is None else \
+            "the question line gives no verdict: too few questions, or no results"
+        return f"Stored: the adapter stored the document's text ({why}).", "up"
     if usable_css == "up":
         return "Stored and usable: the adapter stored the document's text and answers questions about it.", "up"
-    return "Stored, not usable by question: the adapter stored the document's text but does not answer questions " \
-           "about it better.", "ns"
+    return "Stored, not shown usable by question: the adapter stored the document's text; no evidence that it " \
+           "answers questions about it better.", "ns"
 
 
 # ---------------------------------------------------------------------------------- two runs, paired by question
@@ -261,7 +288,7 @@ class Effect:
     """The knowledge effect of one model on one metric: its gain on each group and their difference, with the
     randomization tests of the verdict (p-values one-sided in the metric's better / worse direction)."""
 
-    seen: Estimate  # model - base on seen questions (corpus value; bootstrap interval)
+    seen: Estimate  # model - base on seen questions (corpus value; the interval inverts the sign-flip test)
     unseen: Estimate
     did: Estimate  # seen gain - unseen gain
     base_gap: float  # the base's seen - unseen value
@@ -269,6 +296,7 @@ class Effect:
     p_did_better: float
     p_did_worse: float
     p_seen_better: float
+    p_seen_worse: float = 1.0
 
     @property
     def p_did(self) -> float:
@@ -296,32 +324,42 @@ def effect(base: R.TaskRun, other: R.TaskRun, metric: str, n_resamples: int = DE
 
 def effect_of(metric: str, base_seen: list, model_seen: list, base_unseen: list, model_unseen: list,
               n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-              n_permutations: int = DEFAULT_PERMUTATIONS) -> Effect:
-    """The knowledge effect from per-question values (each group's lists paired, base and model)."""
+              n_permutations: int = DEFAULT_PERMUTATIONS, studentized: bool = True) -> Effect:
+    """The knowledge effect from per-question values (each group's lists paired, base and model): studentized
+    randomization tests and the intervals that invert them (``stats``); perplexity's intervals by the bootstrap.
+    ``studentized`` False keeps the raw statistics (to measure what studentizing buys, bench/verdict_null.py)."""
     kind, higher = metrics.bootstrap_kind(metric), metrics.METRICS[metric].higher_is_better
     value = lambda v: R.corpus_value(metric, v)  # noqa: E731
-    gains = []
-    for b, m in ((base_seen, model_seen), (base_unseen, model_unseen)):
-        c = paired_bootstrap(kind, b, m, n_resamples, seed)
-        gains.append(Estimate(c.delta, c.low, c.high, len(b)))
-    est = diff_in_diff(metric, base_seen, model_seen, base_unseen, model_unseen, n_resamples, seed)
-    did = randomization_did(kind, base_seen, model_seen, base_unseen, model_unseen, n_permutations, seed)
-    seen = sign_flip(kind, base_seen, model_seen, n_permutations, seed)
+    did = randomization_did(kind, base_seen, model_seen, base_unseen, model_unseen, n_permutations, seed, studentized)
+    seen = sign_flip(kind, base_seen, model_seen, n_permutations, seed, studentized)
+    unseen = sign_flip(kind, base_unseen, model_unseen, n_permutations, seed, studentized)
+    if kind == "perplexity":  # no per-question shift to invert: the percentile bootstrap
+        boot = [paired_bootstrap(kind, b, m, n_resamples, seed) for b, m in ((base_seen, model_seen),
+                                                                             (base_unseen, model_unseen))]
+        gains = [Estimate(c.delta, c.low, c.high, c.n) for c in boot]
+        estimate = diff_in_diff(metric, base_seen, model_seen, base_unseen, model_unseen, n_resamples, seed)
+    else:
+        gains = [Estimate(r.observed, r.low, r.high, n) for r, n in ((seen, len(base_seen)),
+                                                                    (unseen, len(base_unseen)))]
+        estimate = Estimate(did.observed, did.low, did.high, len(base_seen), len(base_unseen))
     better = (lambda r: r.p_greater) if higher else (lambda r: r.p_less)
     worse = (lambda r: r.p_less) if higher else (lambda r: r.p_greater)
-    return Effect(*gains, est, value(base_seen) - value(base_unseen), value(model_seen) - value(model_unseen),
-                  better(did), worse(did), better(seen))
+    return Effect(*gains, estimate, value(base_seen) - value(base_unseen), value(model_seen) - value(model_unseen),
+                  better(did), worse(did), better(seen), worse(seen))
 
 
 def closure(closed_base: R.TaskRun, closed_model: R.TaskRun, open_base: R.TaskRun, metric: str) -> Estimate | None:
-    """``gap_closure`` of two runs of the closed-book task and the base's open-book run, over the seen questions
-    all three answered; None without any."""
-    seen = sorted({q.id for q in closed_base.questions if q.group == "seen"} & set(closed_model.ids)
-                  & set(open_base.ids))
-    if not seen:
-        return None
+    """``gap_closure`` of two runs of the closed-book task and the base's open-book run: the diff-in-diff (seen
+    questions all three answered, unseen questions both closed-book runs answered) over the seen questions' gap;
+    None without seen and unseen questions."""
+    group = {q.id: q.group for q in closed_base.questions}
     vals = [values_by_id(t, metric) for t in (closed_base, closed_model, open_base)]
-    return gap_closure(*([v[i] for i in seen] for v in vals))
+    seen = sorted(i for i in vals[0] if group.get(i) == "seen" and i in vals[1] and i in vals[2])
+    unseen = sorted(i for i in vals[0] if group.get(i) == "unseen" and i in vals[1])
+    if not seen or not unseen:
+        return None
+    return gap_closure(*([v[i] for i in seen] for v in vals), [vals[0][i] for i in unseen],
+                       [vals[1][i] for i in unseen])
 
 
 def probe_transitions(base: R.TaskRun, model: R.TaskRun) -> dict[str, dict[str, int]]:

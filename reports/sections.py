@@ -108,27 +108,56 @@ def primary_model(others: list[R.ModelRun], primary: K.Primary) -> R.ModelRun | 
     return next((r for r in matching if R.training_run(r)), matching[0] if matching else None)
 
 
-def _line(base: R.ModelRun, others: list[R.ModelRun], comparison: K.Primary, source: str, required: bool):
+POST_HOC = "set by fm5 report"  # how declared_comparison's source starts for a comparison named after the run
+
+
+def _split_differs(target: R.ModelRun, task: str, tr: R.TaskRun) -> str:
+    """Why the evaluated split is not the one the target's training run recorded ("" when it is, or when there is
+    no record): an evaluated item the record does not hold out, or (questions) a group the record gives otherwise."""
+    record = R.training_run(target)
+    if record is None or not (record.split.test_seen_ids or record.split.test_unseen_ids):
+        return ""
+    recorded = {**{i: "seen" for i in record.split.test_seen_ids}, **{i: "unseen" for i in record.split.test_unseen_ids}}
+    outside = sorted(q.id for q in tr.questions if q.id not in recorded)
+    # a continuation unit is a passage: unseen if any held-out row with that passage is, so only membership counts
+    relabelled = [] if tr.family == "doc" else sorted(q.id for q in tr.questions if q.group and
+                                                      recorded.get(q.id, q.group) != q.group)
+    if not outside and not relabelled:
+        return ""
+    what = [f"{len(outside)} evaluated item(s) not held out by it (e.g. {', '.join(outside[:3])})"] if outside else []
+    what += [f"{len(relabelled)} question(s) in another group (e.g. {', '.join(relabelled[:3])})"] if relabelled else []
+    return (f"No verdict: {task} was evaluated on another split than {run_layout.label_run(target.label)}'s training "
+            f"record ({'; '.join(what)}): evaluate with the split fm5_run.json records (fm5 eval does by default).")
+
+
+def _line(base: R.ModelRun, others: list[R.ModelRun], comparison: K.Primary, source: str, required: bool,
+          n_permutations: int = K.DEFAULT_PERMUTATIONS):
     """One declared comparison as a verdict line: (its Verdict, the model, the effect), or None when the comparison
-    is optional (``required`` False: the stored line) and its task was not evaluated."""
+    is optional (``required`` False: the stored line) and its task was not evaluated. No verdict when the split
+    differs from the training record; a comparison named after the run is labelled post hoc and never coloured."""
     target = primary_model(others, comparison)
     tb, to = base.tasks.get(comparison.task), target.tasks.get(comparison.task) if target else None
     if target is None or (not required and not (tb and to)):
         return None
-    eff = K.effect(tb, to, comparison.metric) if tb and to and comparison.metric in tb.aggregate else None
-    sentence, css = K.verdict(eff, comparison.metric, comparison.task)
+    differs = _split_differs(target, comparison.task, to) if to else ""
+    eff = K.effect(tb, to, comparison.metric, n_permutations=n_permutations) \
+        if tb and to and comparison.metric in tb.aggregate and not differs else None
+    sentence, css = (differs, K.UNTESTED) if differs else K.verdict(eff, comparison.metric, comparison.task)
+    if source.startswith(POST_HOC) and css != K.UNTESTED:
+        sentence, css = f"Post hoc (named after the run, not a confirmatory test): {sentence}", "ns"
     return Verdict(target.label, str(comparison), source, sentence, css, K.line_of(comparison.task)), target, eff
 
 
-def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]]):
+def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]],
+               n_permutations: int = K.DEFAULT_PERMUTATIONS):
     """The verdict: (headline, lines, {(model label, task, metric): css} of the declared rows, notes). ``declared``: the stored
     comparison (continuation probe), then the usable one (the question probe, the run's ``primary``). Without the
     continuation probe's results the headline is the usable comparison alone, as it always was; with both, the lines
     are tested in a fixed sequence (stored first; usable only when stored holds) and the headline says the pair in
-    plain words."""
+    plain words (post hoc, uncoloured, when either comparison was named after the run)."""
     (stored, stored_source), (usable, usable_source) = declared
-    s = _line(base, others, stored, stored_source, required=False)
-    u = _line(base, others, usable, usable_source, required=s is None)
+    s = _line(base, others, stored, stored_source, False, n_permutations)
+    u = _line(base, others, usable, usable_source, s is None, n_permutations)
     if s is None and u is None:
         return None, [], {}, [f"The declared comparison ({usable}) names no evaluated model: no verdict."]
     if s is None or u is None:
@@ -140,6 +169,8 @@ def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[
         uv = Verdict(uv.model, uv.comparison, uv.source, f"Not tested: the question line is tested only when the "
                      f"stored line holds (fixed sequence); {told}.", "ns", "usable")
     summary, css = K.two_lines(sv.css, uv.css)
+    if any(v.source.startswith(POST_HOC) for v in (sv, uv)):
+        summary, css = f"Post hoc (a comparison named after the run): {summary}", "ns"
     headline = Verdict(sv.model if sv.model == uv.model else f"{sv.model}, {uv.model}",
                        f"{sv.comparison}, then {uv.comparison}",
                        sv.source if sv.source == uv.source else f"stored: {sv.source}; usable: {uv.source}", summary,
@@ -162,23 +193,25 @@ class KnowledgeView:
     effects: list[tuple]  # (run, task, metric, knowledge.Effect, declared?)
 
 
-def knowledge_view(base: R.ModelRun, others: list[R.ModelRun],
-                   declared: list[tuple[K.Primary, str]]) -> KnowledgeView:
+def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]],
+                   n_permutations: int = K.DEFAULT_PERMUTATIONS) -> KnowledgeView:
     """The verdict (``verdict_of``); every model x metric as an exploratory diff-in-diff row (randomization p-values
-    Holm-adjusted over the family, the declared rows apart); the gap closure; the probe's transitions."""
+    Holm-adjusted over the family, the declared rows apart); the gap closure; the probe's transitions.
+    ``n_permutations`` per randomization test (the null simulation, bench/verdict_null.py, uses fewer)."""
     did_rows, closure_rows, transition_rows, notes = [], [], [], []
     missing = sorted({f"{r.label}/{t}" for r in [base, *others] for t, tr in r.tasks.items()
                       if tr.questions and not tr.has_groups})
     if missing:
         notes.append("No seen/unseen record in " + ", ".join(missing) + " (a run from before the control group, "
                      "or without samples): no diff-in-diff for those.")
-    verdict, lines, declared_rows, verdict_notes = verdict_of(base, others, declared)
+    verdict, lines, declared_rows, verdict_notes = verdict_of(base, others, declared, n_permutations)
     notes += verdict_notes
     effects = []
     for run in others:
         for task, metric in K.DID_METRICS:
             tb, to = base.tasks.get(task), run.tasks.get(task)
-            if tb and to and metric in tb.aggregate and (eff := K.effect(tb, to, metric)) is not None:
+            if tb and to and metric in tb.aggregate and \
+                    (eff := K.effect(tb, to, metric, n_permutations=n_permutations)) is not None:
                 effects.append((run, task, metric, eff, (run.label, task, metric) in declared_rows))
     family = [i for i, e in enumerate(effects) if not e[4]]
     adjusted = dict(zip(family, holm([effects[i][3].p_did for i in family])))

@@ -138,23 +138,23 @@ def test_results_reader_averages_items_per_passage(tmp_path):
 
 
 def _runs(tmp_path, shared_rows, stored: float, knowledge: float, name: str, question_probe=True):
-    tasks = {"fm5_doc_mc": fake_doc_items(n_passages=40, seed=1, stored=stored)}
+    tasks = {"fm5_doc_mc": fake_doc_items(n_passages=100, seed=1, stored=stored)}  # 50 + 50 (MIN_PER_GROUP)
     if question_probe:
-        tasks["fm5_qa_mc_closed"] = fake_mc_questions(shared_rows[:50], skill=0.5, knowledge=knowledge)
+        tasks["fm5_qa_mc_closed"] = fake_mc_questions(shared_rows[:100], skill=0.5, knowledge=knowledge)
     return write_fake_run(tmp_path / name, tasks, model_args={"pretrained": "fake-model",
                                                              "peft": str(tmp_path / f"{name}-lora")})
 
 
 def _base(tmp_path, shared_rows, question_probe=True):
-    tasks = {"fm5_doc_mc": fake_doc_items(n_passages=40, seed=1)}
+    tasks = {"fm5_doc_mc": fake_doc_items(n_passages=100, seed=1)}
     if question_probe:
-        tasks["fm5_qa_mc_closed"] = fake_mc_questions(shared_rows[:50], skill=0.3)
+        tasks["fm5_qa_mc_closed"] = fake_mc_questions(shared_rows[:100], skill=0.3)
     return write_fake_run(tmp_path / "base", tasks)
 
 
 @pytest.mark.parametrize("stored, knowledge, headline, usable_starts", [
     (1.0, 1.5, "Stored and usable", "Learned the document (95 %)"),
-    (1.0, 0.0, "Stored, not usable by question", "No evidence that it learned the document"),
+    (1.0, 0.0, "Stored, not shown usable by question", "No evidence that it learned the document"),
     (0.0, 1.5, "Not stored", "Not tested: the question line is tested only when the stored line holds"),
 ])
 def test_two_line_verdict_in_a_fixed_sequence(tmp_path, shared_rows, stored, knowledge, headline, usable_starts):
@@ -169,7 +169,7 @@ def test_two_line_verdict_in_a_fixed_sequence(tmp_path, shared_rows, stored, kno
                                                             "final:fm5_qa_mc_closed:margin")
     assert s.sentence.startswith("Stored the document's text (95 %): fm5_doc_mc margin: seen passages +" if stored
                                  else "No evidence that it stored the document's text")
-    assert "20 seen / 20 unseen passages" in s.sentence
+    assert "50 seen / 50 unseen passages" in s.sentence
     assert u.sentence.startswith(usable_starts)
     declared = {(d.task, d.metric) for d in report.did if d.role == "declared"}
     assert declared == {("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin")}
@@ -297,3 +297,41 @@ def test_a_document_file_alone_trains_evaluates_and_reports_the_stored_line(tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     md = (tmp_path / "r.md").read_text()
     assert "final:fm5_doc_mc:margin" in md and "passages" in md  # the stored line, over passages
+
+
+def test_a_comparison_named_after_the_run_is_post_hoc_in_the_headline(tmp_path, shared_rows):
+    """`fm5 report --primary` after the run: the headline itself says post hoc, without the verdict's colour."""
+    from reports import build as B
+
+    base, model = _base(tmp_path, shared_rows), _runs(tmp_path, shared_rows, 1.0, 1.5, "final")
+    report = B.build([str(base), str(model)], primary_text="final:fm5_qa_mc_closed:margin")
+    assert report.verdict.sentence.startswith("Post hoc (a comparison named after the run): Stored")
+    assert report.verdict.css == "ns" and report.verdict_lines[1].css == "ns"
+    assert report.verdict_lines[1].sentence.startswith("Post hoc (named after the run, not a confirmatory test)")
+
+
+def test_a_split_other_than_the_training_record_gets_no_verdict(tmp_path, shared_rows):
+    """The questions evaluated under other group labels than the training run recorded, the passages not held out
+    by it: no verdict, one line saying why."""
+    from reports import build as B
+
+    rows = shared_rows[:100]  # fake_mc_questions makes every other question seen; the record says the opposite
+    base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": fake_mc_questions(rows, skill=0.3)})
+    model = write_fake_run(tmp_path / "final", {"fm5_qa_mc_closed": fake_mc_questions(rows, skill=0.5, knowledge=1.5)},
+                           model_args={"pretrained": "fake-model", "peft": str(tmp_path / "final-lora")})
+    record = tmp_path / "final-lora"
+    record.mkdir()
+    (record / "fm5_run.json").write_text(json.dumps({"split": {
+        "train_ids": [], "test_ids": [r["id"] for r in rows], "test_seen_ids": [r["id"] for r in rows[1::2]],
+        "test_unseen_ids": [r["id"] for r in rows[0::2]]}}))
+    verdict = B.build([str(base), str(model)]).verdict
+    assert verdict.sentence.startswith("No verdict: fm5_qa_mc_closed was evaluated on another split than")
+    assert "100 question(s) in another group" in verdict.sentence and verdict.css == "untested"
+    # the continuation probe's passages, none of which the record holds out
+    base, model = _base(tmp_path / "b", shared_rows), _runs(tmp_path / "b", shared_rows, 1.0, 1.5, "final")
+    (tmp_path / "b" / "final-lora").mkdir()
+    (tmp_path / "b" / "final-lora" / "fm5_run.json").write_text((record / "fm5_run.json").read_text())
+    report = B.build([str(base), str(model)])
+    assert report.verdict.sentence.startswith("No verdict on storage")
+    assert report.verdict_lines[0].sentence.startswith("No verdict: fm5_doc_mc was evaluated on another split")
+    assert "100 evaluated item(s) not held out by it" in report.verdict_lines[0].sentence

@@ -264,7 +264,7 @@ def test_probe_tables_and_knowledge_rows(tmp_path, shared_rows):
 
 def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
 
-    rows = shared_rows[:50]
+    rows = shared_rows[:100]  # 50 + 50: at least knowledge.MIN_PER_GROUP per group
     base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.3),
                                               "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)})
     learned = write_fake_run(tmp_path / "learned", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.5, knowledge=1.5),
@@ -291,7 +291,7 @@ def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
     groups = [t.group for t in report.transitions if t.model == "learned-lora"]
     t = next(t for t in report.transitions if t.model == "learned-lora" and t.group == "seen")
     assert groups == ["seen", "unseen"] and sum(int(x) for x in (t.learned, t.forgotten, t.still_known,
-                                                               t.still_unknown)) == 25
+                                                               t.still_unknown)) == 50
     assert [f.title for f in report.forest][0] == "fm5_qa_mc_closed margin: seen minus unseen gain"
     assert [r.label for r in report.forest[0].rows] == ["learned-lora (declared)", "style-lora"]
     html = B.render_html(report)
