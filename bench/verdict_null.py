@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DESIGNS = ((10, 10), (25, 25), (75, 75), (12, 28))
+DESIGNS = ((10, 10), (25, 25), (40, 40), (75, 75), (12, 28), (40, 120))
 NULLS = ("normal", "heavy", "skewed", "mixture", "unequal")
 # scenarios the tests use to catch mutants of the rule (tests/test_knowledge.py), and one real effect
 OTHERS = ("style", "control", "learned")

@@ -5,17 +5,21 @@ Held-out questions come in two groups (``data.Split.groups``): *seen* (document 
 general, lifts both groups; learning the document lifts only the seen one. So:
 
 - difference-in-differences (DiD): (model - base) on seen questions minus (model - base) on unseen questions, with a
-  95 % bootstrap interval (questions resampled within each group, paired across the two models) and an exact
-  randomization test (the group labels are a hash of the id, so permuting them is the design's own null);
-- the gain on each group, with its interval and a sign-flip randomization test;
-- knowledge-gap closure on seen questions: (closed-book model - closed-book base) / (open-book base - closed-book
-  base), with Fieller's interval, and no ratio at all where the base's open-book gap is not itself above 0;
+  studentized randomization test (the group labels are a hash of the id, so permuting them is the design's own
+  null) and the 95 % interval that inverts it (perplexity: a bootstrap interval, ``diff_in_diff``);
+- the gain on each group, with a sign-flip randomization test and the interval that inverts it;
+- knowledge-gap closure: the DiD over the seen questions' open-book gap (open-book base - closed-book base), with
+  Fieller's interval, and no ratio at all where that gap is not itself above 0;
 - per-question transitions of the probe (base -> model, right = lm-eval's ``acc``);
 - the pairing of two runs' questions (by id, and by group from the base's record) that all of the above need;
 - the verdict: one comparison declared before training (``Primary``; default: the final adapter, closed-book probe
   ``margin``), "learned" only when the DiD *and* the seen group's own gain are both above 0 (an intersection-union
-  test, each one-sided at 2.5 %), "too few questions" below ``MIN_PER_GROUP``; every other model x metric is
+  test, each one-sided at 2.5 %), "worse" only when both are below 0, "too few questions" below ``MIN_PER_GROUP``;
+  every other model x metric is
   exploratory, its p-values Holm-adjusted over the family.
+
+Over 350 lines: the verdict's sentences and the effects they are read from live together, so that no sentence can
+claim more than its tests (bench/verdict_null.py counts them).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ by the report, the gate and the knowledge verdict.
 
 Both runs are resampled with the same question indices, and each resample recomputes the *corpus* metric:
 the mean for per-question metrics, exp(sum NLL / sum tokens) for perplexity (never a mean of per-question values).
+
+Over 350 lines: the randomization tests, their studentized statistics and the inversion into intervals must share
+one set of masks and moments, or an interval could disagree with the p-value printed beside it.
 """
 
 from __future__ import annotations
