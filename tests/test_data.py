@@ -191,6 +191,7 @@ def test_document_corpus_keeps_out_everything_unseen(shared_rows, shared_qa, tmp
         load_documents(bad)
 
 
+@pytest.mark.slow  # embeds every sentence of the shared file's passages for the continuation rule (~2 min)
 def test_near_duplicates_of_held_out_rows_are_dropped_not_blanked(shared_rows):
     """The three near-paraphrases the audit found (each a training row whose passage was blanked for sharing a span
     with an unseen passage, its question and answer kept) are dropped, with the rule that caught them."""
