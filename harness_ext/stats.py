@@ -236,14 +236,15 @@ def randomization_did(kind: str, base_seen: list, model_seen: list, base_unseen:
     k_seen = masks.sum(axis=1)
     seen_sums, total = masks @ cols, cols.sum(axis=0)
 
-    def stat(seen: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    def stat(seen: np.ndarray, unseen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(statistic, diff-in-diff, its variance) of each arrangement."""
         g_s, v_s = _gain_moments(kind, seen, k_seen)
         g_u, v_u = _gain_moments(kind, unseen, n - k_seen)
-        return (g_s - g_u) / np.sqrt(v_s + v_u + _TINY) if studentized else g_s - g_u
+        did, var = g_s - g_u, v_s + v_u
+        return (did / np.sqrt(var + _TINY) if studentized else did), did, var
 
-    values = stat(seen_sums, total - seen_sums)
-    effect = float(_gain_moments(kind, seen_sums[:1], k_seen[:1])[0][0]
-                   - _gain_moments(kind, (total - seen_sums)[:1], n - k_seen[:1])[0][0])
+    values, dids, variances = stat(seen_sums, total - seen_sums)
+    effect, se = float(dids[0]), float(np.sqrt(variances[0]))
     p = _p_values(float(values[0]), values[1:], exact)
     if kind == "perplexity":
         return Randomization(effect, *p, exact)
@@ -255,11 +256,9 @@ def randomization_did(kind: str, base_seen: list, model_seen: list, base_unseen:
     def p_at(shift: float) -> tuple[float, float]:
         s1, s2 = m_d - shift * m_o, m_dd - 2 * shift * m_do + shift * shift * m_o
         u1, u2 = (t_d - shift * t_o) - s1, (t_dd - 2 * shift * t_do + shift * shift * t_o) - s2
-        values = stat(np.stack([s1, s2], axis=1), np.stack([u1, u2], axis=1))
+        values = stat(np.stack([s1, s2], axis=1), np.stack([u1, u2], axis=1))[0]
         return _p_values(float(values[0]), values[1:], exact)
 
-    se = float(np.sqrt(_gain_moments(kind, seen_sums[:1], k_seen[:1])[1][0]
-                       + _gain_moments(kind, (total - seen_sums)[:1], n - k_seen[:1])[1][0]))
     return Randomization(effect, *p, exact, *_invert(p_at, effect, 4 * se))
 
 
@@ -290,13 +289,14 @@ def sign_flip(kind: str, base: list, model: list, n_permutations: int = DEFAULT_
     import numpy as np
 
     n = len(base)
-    direct, swapped = _gain_columns(kind, base, model), _gain_columns(kind, model, base)
+    direct = _gain_columns(kind, base, model)
     masks, exact = _masks(n, None, n_permutations, seed)
     masks = np.concatenate([np.zeros((1, n)), masks])  # row 0: nothing swapped, the observed arrangement
     k = np.full(masks.shape[0], float(n))
-    effect = float(_gain_moments(kind, direct.sum(axis=0)[None, :], k[:1])[0][0])
+    gain, var = _gain_moments(kind, direct.sum(axis=0)[None, :], k[:1])
+    effect, se = float(gain[0]), float(np.sqrt(var[0]))
     if kind == "perplexity":
-        sums = (1 - masks) @ direct + masks @ swapped
+        sums = (1 - masks) @ direct + masks @ _gain_columns(kind, model, base)
         gain, var = _gain_moments(kind, sums, k)
         values = gain / np.sqrt(var + _TINY) if studentized else gain
         return Randomization(effect, *_p_values(float(values[0]), values[1:], exact), exact)
@@ -316,7 +316,6 @@ def sign_flip(kind: str, base: list, model: list, n_permutations: int = DEFAULT_
             values = _hall(s1, np.full_like(s1, s2), s3, n)
         return _p_values(float(values[0]), values[1:], exact)
 
-    se = float(np.sqrt(_gain_moments(kind, direct.sum(axis=0)[None, :], k[:1])[1][0]))
     return Randomization(effect, *p_at(0.0), exact, *_invert(p_at, effect, 4 * se))
 
 
