@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness_ext import knowledge as K
+from harness_ext import markdown as md
 from harness_ext import results as R
-from harness_ext.errors import UsageError
+from harness_ext.errors import Fm5Error, UsageError
 from harness_ext.files import load_yaml, number, write_atomic
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -299,12 +300,13 @@ def table(rows: list[Row]) -> str:
 
 
 def markdown(rows: list[Row], verdict: str, base: str, cand: str, notes: list[str]) -> str:
-    out = [f"### fm5 gate: **{verdict.upper()}**", "", f"Baseline `{base}` vs candidate `{cand}`.", ""]
-    out += [f"- {n}" for n in notes] + ([""] if notes else [])
+    out = [f"### fm5 gate: **{verdict.upper()}**", "", f"Baseline **{md.text(base)}** vs candidate **{md.text(cand)}**.",
+           ""]
+    out += [f"- {md.text(n)}" for n in notes] + ([""] if notes else [])
     out += ["| task | metric | baseline | candidate | delta | 95% CI | tolerance | MDE | verdict |",
             "|---|---|---:|---:|---:|---|---:|---:|---|"]
     for r in rows:
-        out.append(f"| {r.task} | {r.metric} | {_fmt(r.baseline)} | {_fmt(r.candidate)} | {r.delta:+.4f} | "
+        out.append(f"| {md.text(r.task)} | {md.text(r.metric)} | {_fmt(r.baseline)} | {_fmt(r.candidate)} | {r.delta:+.4f} | "
                    f"[{r.low:+.4f}, {r.high:+.4f}] | {_fmt(r.tolerance)} | {_fmt(r.mde)} | "
                    f"{'❌ FAIL' if r.verdict == 'fail' else '✅ pass'} |")
     return "\n".join(out) + "\n"
@@ -346,9 +348,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    config = load_config(args.config)
-    base, cand = _single_run(args.baseline, "baseline"), _single_run(args.candidate, "candidate")
-    rows, notes = evaluate(base, cand, config, args.allow_subset)
+    """Exit 0 pass, 1 regression; unusable input raises (exit 2) after writing the decision ``unusable`` and its
+    reason to --json and --markdown, so a CI step that reads them always finds one."""
+    try:
+        config = load_config(args.config)
+        base, cand = _single_run(args.baseline, "baseline"), _single_run(args.candidate, "candidate")
+        rows, notes = evaluate(base, cand, config, args.allow_subset)
+    except (Fm5Error, OSError) as err:  # the CLI prints the one line and exits 2; the outputs say so first
+        reason = str(err) if isinstance(err, Fm5Error) else f"{err.filename or ''}: {err.strerror or err}"
+        if args.json:
+            doc = {"verdict": "unusable", "error": reason, "baseline": str(args.baseline),
+                   "candidate": str(args.candidate), "rule": RULE, "rows": []}
+            write_atomic(args.json, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        if args.markdown:
+            with open(args.markdown, "a", encoding="utf-8") as fh:
+                fh.write(f"### fm5 gate: **UNUSABLE INPUT**\n\n{md.text(reason)}\n")
+        raise
     verdict = "fail" if any(r.verdict == "fail" for r in rows) else "pass"
     print(f"fm5 gate: baseline {base.label} ({base.path}) vs candidate {cand.label} ({cand.path})")
     for n in notes:
@@ -361,6 +376,7 @@ def main(args) -> int:
     print(f"verdict: {verdict.upper()}" + (f" ({', '.join(failed)} regressed)" if failed else ""))
     if args.json:
         doc = {"verdict": verdict, "baseline": str(args.baseline), "candidate": str(args.candidate),
+               "baseline_label": base.label, "candidate_label": cand.label,
                "config": config, "notes": notes, "rule": RULE,
                "rows": [{k: _round(v) for k, v in asdict(r).items()} for r in rows]}
         write_atomic(args.json, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())

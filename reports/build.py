@@ -18,7 +18,8 @@ from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext import runs as run_layout
 from harness_ext.errors import UsageError
-from harness_ext.files import write_atomic
+from harness_ext.files import read_json, write_atomic
+from reports import comment
 from reports import sections as S
 from reports.charts import charts, forest
 from reports.render import render_html, render_markdown
@@ -248,8 +249,9 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
                 declared_comparison(others, trainings, primary_text)]
     view = S.knowledge_view(base, others, declared)
     groups = {}
-    for run, task, metric, eff, declared in view.effects:
-        groups.setdefault((task, metric), []).append((run.label, eff.did.value, eff.did.low, eff.did.high, declared))
+    for run, task, metric, eff, is_declared in view.effects:
+        groups.setdefault((task, metric), []).append((run.label, eff.did.value, eff.did.low, eff.did.high,
+                                                      is_declared))
     histories = [(tr.path.name, (tr.state or {}).get("log_history", [])) for tr in trainings]
     return Report(
         title="FM 5-0 fine-tuning report",
@@ -257,7 +259,8 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
         summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others),
         verdict=view.verdict, verdict_lines=view.lines, did=view.did, closure=view.closure,
-        transitions=view.transitions, knowledge_notes=view.notes, charts=charts(base, others, tasks, histories), forest=forest(groups), questions=S.question_rows(base, others, tasks),
+        transitions=view.transitions, knowledge_notes=view.notes, charts=charts(base, others, tasks, histories), forest=forest(groups),
+        gains=S.first_screen(base, view.effects, declared), questions=S.question_rows(base, others, tasks),
         choices=S.choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
         flip_threshold=f"{S.FLIP_THRESHOLD:.2f}", missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
     )
@@ -279,15 +282,27 @@ def add_arguments(p) -> None:
     p.add_argument("--stored", metavar="MODEL:TASK:METRIC",
                    help="the continuation-probe comparison of the verdict's first line (was the text stored?), "
                         "overriding the declared one (the report says so), e.g. document:fm5_doc_mc:margin")
+    p.add_argument("--comment", metavar="FILE",
+                   help="also write a pull-request comment (Markdown): the gate's decision, its failing metrics, the "
+                        "verdict lines and --link; needs --gate")
+    p.add_argument("--gate", action="append", default=[], metavar="JSON",
+                   help="an `fm5 gate --json` file for --comment (repeat for several candidates)")
+    p.add_argument("--link", metavar="URL", help="where the comment's readers find the report (e.g. the CI run)")
 
 
 def main(args) -> int:
-    report = build(args.paths, args.base, args.primary, getattr(args, "stored", None))
+    gates = [comment.check_gate(read_json(path, UsageError), path) for path in args.gate]
+    if args.comment and not gates:
+        raise UsageError("--comment needs at least one --gate JSON file (fm5 gate --json)")
+    report = build(args.paths, args.base, args.primary, args.stored)
     html = render_html(report)
+    pr_comment = comment.comment(gates, report, args.link) if args.comment else None  # checks --link before writing
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     write_atomic(args.output, html)
     if args.markdown:
         write_atomic(args.markdown, render_markdown(report))
+    if pr_comment is not None:
+        write_atomic(args.comment, pr_comment)
     print(f"report written to {args.output}")
     return 0

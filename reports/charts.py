@@ -146,3 +146,75 @@ def forest(groups: dict[tuple[str, str], list[tuple[str, float, float, float, bo
         out.append(Forest(f"{task} {metric}: seen minus unseen gain", plotted, ticks, f"{sx(0.0):.1f}",
                           height=height + 14, axis_y=height - 4))
     return out
+
+
+GAIN_W, GAIN_LABEL_W, GAIN_VALUE_W, GAIN_ROW_H, GAIN_TOP = 600, 60, 172, 17, 26  # two side by side at 1,400 px
+GROUPS = (("seen", "s0", "seen: read in training"), ("unseen", "s1", "unseen: the control group"))
+
+
+@dataclass
+class GainRow:
+    group: str  # "seen" / "unseen"
+    y: str
+    x: str  # the change from the base ("" when there is none)
+    x_low: str  # its 95 % interval ("" when not finite)
+    x_high: str
+    css: str
+    value: str  # "+0.305 [+0.116, +0.505]", printed at the right
+
+
+@dataclass
+class GainModel:
+    label: str
+    y: str  # the label's own line, above its rows
+    rows: list[GainRow]
+
+
+@dataclass
+class GainFigure:
+    """The first screen: per probe, each model's change from the base on seen and on unseen items, with the 95 %
+    intervals the verdict uses. Every label is SVG text."""
+
+    title: str
+    caption: str
+    models: list[GainModel]
+    ticks: list[tuple[str, str]]  # (x, label)
+    legend: list[tuple[str, str, str, str, str]]  # (line x1, line x2, text x, text, css)
+    zero_x: str
+    height: int
+    axis_y: int
+    width: int = GAIN_W
+    label_w: int = GAIN_LABEL_W
+    value_x: int = GAIN_W - GAIN_VALUE_W + 6
+
+
+def _finite(*xs: float) -> bool:
+    return all(x == x and abs(x) != float("inf") for x in xs)
+
+
+def gains(title: str, caption: str, models: list[tuple[str, dict[str, tuple[float, float, float]]]],
+          fmt) -> GainFigure | None:
+    """One figure from ``models``: (label, {"seen": (change, low, high), "unseen": ...}); ``fmt`` formats a signed
+    change in the metric's units. A change without a finite interval is drawn as a dot; none at all, as "n/a"."""
+    if not models:
+        return None
+    values = [0.0] + [x for _, groups in models for est in groups.values() for x in est if _finite(x)]
+    sx, lo, hi = _scale(values, GAIN_LABEL_W + 8, GAIN_W - GAIN_VALUE_W - 8)
+    drawn, y = [], GAIN_TOP
+    for label, groups in models:
+        y += GAIN_ROW_H
+        model = GainModel(label, f"{y}", [])
+        for group, css, _ in GROUPS:
+            value, low, high = groups.get(group, (float("nan"),) * 3)
+            y += GAIN_ROW_H
+            has_ci = _finite(value, low, high)
+            model.rows.append(GainRow(group, f"{y}", f"{sx(value):.1f}" if _finite(value) else "",
+                                      f"{sx(low):.1f}" if has_ci else "", f"{sx(high):.1f}" if has_ci else "", css,
+                                      "n/a" if not _finite(value) else
+                                      f"{fmt(value)} [{fmt(low)}, {fmt(high)}]" if has_ci else fmt(value)))
+        drawn.append(model)
+        y += 6
+    ticks = [(f"{sx(v):.1f}", fmt(v)) for v in (lo, (lo + hi) / 2, hi)]
+    legend = [(f"{x}", f"{x + 18}", f"{x + 22}", text, css)
+              for (_, css, text), x in zip(GROUPS, (GAIN_LABEL_W + 8, GAIN_LABEL_W + 208))]
+    return GainFigure(title, caption, drawn, ticks, legend, f"{sx(0.0):.1f}", height=y + 22, axis_y=y + 2)

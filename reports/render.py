@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from harness_ext import markdown as md
 from reports.view import Report
 
 
@@ -24,19 +25,21 @@ def render_html(report: Report) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    lines = [f"### {report.title}", "", f"Baseline: `{report.base}`.", ""]
+    """The verdict, the warnings and the summary tables; every label and sentence escaped (harness_ext.markdown)."""
+    lines = [f"### {report.title}", "", f"Baseline: **{md.text(report.base)}**.", ""]
     if report.verdict:
         v = report.verdict
-        lines += [f"- **{v.model}** ({v.comparison}, {v.source}): {v.sentence}"]
-        lines += [f"  - {line.line.capitalize()} ({line.comparison}): {line.sentence}" for line in report.verdict_lines]
+        lines += [f"- **{md.text(v.model)}** ({md.text(v.comparison)}, {md.text(v.source)}): {md.text(v.sentence)}"]
+        lines += [f"  - {line.line.capitalize()} ({md.text(line.comparison)}): {md.text(line.sentence)}"
+                  for line in report.verdict_lines]
         lines.append("")
-    lines += [f"> ⚠️ {w}" for w in report.warnings] + ([""] if report.warnings else [])
+    lines += [f"> ⚠️ {md.text(w)}" for w in report.warnings] + ([""] if report.warnings else [])
     for table in report.summary:
-        lines += [f"**{table.task}** (n = {table.n})", "",
-                  "| model | " + " | ".join(m for m, _ in table.metrics) + " |",
+        lines += [f"**{md.text(table.task)}** (n = {table.n})", "",
+                  "| model | " + " | ".join(md.text(m) for m, _ in table.metrics) + " |",
                   "|---|" + "---:|" * len(table.metrics)]
         for line in table.lines:
             cells = [c.value if c.delta.css == "base" else f"{c.value} ({c.delta.text})" for c in line.cells]
-            lines.append(f"| {line.model} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md.text(line.model)} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from harness_ext import knowledge as K
 from harness_ext import results as R
 from harness_ext import runs as run_layout
 from harness_ext.stats import holm
+from reports.charts import GainFigure, gains
 from reports.view import (Answer, Cell, ChoiceRow, ClosureRow, DidRow, KnowledgeRow, MetricCell, Pick, QuestionRow,
                           SummaryLine, SummaryTable, TransitionRow, Verdict, _letter, fmt, fmt_delta)
 
@@ -177,6 +178,31 @@ def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[
                        css)
     rows = {(sv.model, stored.task, stored.metric): sv.css, (uv.model, usable.task, usable.metric): uv.css}
     return headline, [sv, uv], rows, []
+
+
+PROBE_TITLES = {"stored": "Stored? The continuation probe", "usable": "Usable? The question probe"}
+
+
+def first_screen(base: R.ModelRun, effects: list[tuple], declared: list[tuple[K.Primary, str]]) -> list[GainFigure]:
+    """The report's first screen: one figure per declared comparison that was evaluated (the stored line's probe,
+    then the usable line's), each model's seen and unseen change from the base with the intervals of the verdict's
+    tests (``knowledge_view``'s effects: the same numbers)."""
+    figures = []
+    for comparison, _ in declared:
+        rows = [(run.label, eff) for run, task, metric, eff, _ in effects
+                if (task, metric) == (comparison.task, comparison.metric)]
+        if not rows:
+            continue
+        n_seen, n_unseen = rows[0][1].did.n_seen, rows[0][1].did.n_unseen
+        unit = "passages" if base.tasks[comparison.task].family == "doc" else "questions"
+        figure = gains(f"{PROBE_TITLES[K.line_of(comparison.task)]}: {comparison.task} {comparison.metric}",
+                       f"Change from the base ({base.label}) per model, with the 95 % intervals of the verdict's "
+                       f"tests; {n_seen} seen / {n_unseen} unseen {unit}.",
+                       [(label, {g: (e.value, e.low, e.high) for g, e in (("seen", eff.seen), ("unseen", eff.unseen))})
+                        for label, eff in rows],
+                       lambda v, metric=comparison.metric: fmt_delta(metric, v))
+        figures.append(figure)
+    return figures
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reports.charts import Chart, Forest
+from reports.charts import Chart, Forest, GainFigure
 
 
 @dataclass
@@ -151,6 +151,7 @@ class Report:
     knowledge_notes: list[str]
     charts: list[Chart]
     forest: list[Forest]  # diff-in-diff intervals per task and metric, one row per model
+    gains: list[GainFigure]  # the first screen: per probe, each model's seen and unseen change from the base
     questions: list[QuestionRow]
     choices: list[ChoiceRow]
     provenance: list[tuple[str, str]]

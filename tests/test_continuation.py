@@ -15,6 +15,7 @@ from conftest import REPO, SHARED_QA, fake_doc_items, fake_mc_questions, read_re
     write_jsonl
 from harness_ext import continuation as C
 from harness_ext import data, metrics, models
+from harness_ext import markdown as md
 from harness_ext.results import ResultsError, load_run, per_question
 
 SHARED_CHUNKS = SHARED_QA.parent / "fm5_chunks.jsonl"
@@ -175,7 +176,7 @@ def test_two_line_verdict_in_a_fixed_sequence(tmp_path, shared_rows, stored, kno
     assert declared == {("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin")}
     html = B.render_html(report)
     assert html.count('class="verdict') == 3 and "fixed sequence" in html
-    assert f"  - Stored (final:fm5_doc_mc:margin): {s.sentence}" in B.render_markdown(report)
+    assert f"  - Stored (final:fm5_doc_mc:margin): {md.text(s.sentence)}" in B.render_markdown(report)
 
 
 def test_the_stored_line_alone_without_the_question_probe(tmp_path, shared_rows):
