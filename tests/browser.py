@@ -21,7 +21,8 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def load_page(url: str, screenshot: Path, timeout: float = 60) -> dict:
+def load_page(url: str, screenshot: Path, timeout: float = 60, evaluate: dict[str, str] | None = None) -> dict:
+    """``evaluate``: more JavaScript expressions to read from the loaded page, returned by name under ``values``."""
     import websocket
 
     profile = tempfile.mkdtemp(prefix="fm5-chromium-")
@@ -66,6 +67,8 @@ def load_page(url: str, screenshot: Path, timeout: float = 60) -> dict:
         overflow = call("Runtime.evaluate", returnByValue=True, expression=(
             "Math.max(...Array.from(document.querySelectorAll('table'), t => t.getBoundingClientRect().right))"
             " - document.documentElement.clientWidth"))["result"]["value"]
+        values = {name: call("Runtime.evaluate", expression=js, returnByValue=True)["result"].get("value")
+                  for name, js in (evaluate or {}).items()}
         shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         ws.close()
@@ -77,4 +80,5 @@ def load_page(url: str, screenshot: Path, timeout: float = 60) -> dict:
               or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
               or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
-    return {"title": title, "errors": errors, "requests": requests, "question_rows": rows, "overflow": overflow}
+    return {"title": title, "errors": errors, "requests": requests, "question_rows": rows, "overflow": overflow,
+            "values": values}

@@ -347,3 +347,72 @@ def test_runs_without_the_control_group_get_a_note(tmp_path, shared_rows):
     assert not report.did and report.verdict.sentence.startswith("No verdict")
     assert any("No seen/unseen record" in n for n in report.knowledge_notes)
     B.render_html(report)
+
+
+@pytest.fixture(scope="module")
+def two_probe_report(tmp_path_factory, shared_rows):
+    """Base, a document-stage adapter and a final adapter on both probes (50 + 50 items each): the first screen has
+    one figure per probe."""
+    from conftest import fake_doc_items
+
+    root, rows = tmp_path_factory.mktemp("first_screen"), shared_rows[:100]
+    base = write_fake_run(root / "base", {"fm5_doc_mc": fake_doc_items(100, seed=1),
+                                          "fm5_qa_mc_closed": _mc_questions(rows, skill=0.3)})
+    doc = write_fake_run(root / "doc", {"fm5_doc_mc": fake_doc_items(100, seed=2, stored=1.0),
+                                        "fm5_qa_mc_closed": _mc_questions(rows, seed=1, skill=0.5, knowledge=0.3)},
+                         model_args={"pretrained": "fake-model", "peft": str(root / "run" / "document")})
+    final = write_fake_run(root / "final", {"fm5_doc_mc": fake_doc_items(100, seed=3, stored=0.8),
+                                            "fm5_qa_mc_closed": _mc_questions(rows, seed=2, skill=0.5)},
+                           model_args={"pretrained": "fake-model", "peft": str(root / "run")})
+    return B.build([str(base), str(doc), str(final)])
+
+
+def test_first_screen_shows_each_models_seen_and_unseen_change_with_the_verdicts_numbers(two_probe_report):
+    report = two_probe_report
+    assert [g.title for g in report.gains] == ["Stored? The continuation probe: fm5_doc_mc margin",
+                                               "Usable? The question probe: fm5_qa_mc_closed margin"]
+    did = {(d.model, d.task): d for d in report.did if d.metric == "margin"}
+    for figure, task in zip(report.gains, ("fm5_doc_mc", "fm5_qa_mc_closed")):
+        assert [m.label for m in figure.models] == ["run/document", "run"]
+        for model in figure.models:
+            seen, unseen = model.rows
+            assert (seen.group, unseen.group) == ("seen", "unseen")
+            # the figure prints the numbers of the diff-in-diff table (the verdict's tests), interval included
+            assert (seen.value, unseen.value) == (did[model.label, task].seen_gain, did[model.label, task].unseen_gain)
+            assert float(seen.x_low) <= float(seen.x) <= float(seen.x_high)
+    stored = report.gains[0].models[0].rows[0]
+    assert float(stored.x) > float(report.gains[0].zero_x)  # the stored gain is drawn right of zero
+    html = B.render_html(report)
+    assert html.index('id="first-screen"') < html.index('<p class="verdict')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+def test_first_screen_renders_in_a_real_browser(two_probe_report, tmp_path):
+    from PIL import Image
+
+    page = tmp_path / "report.html"
+    write_atomic(page, B.render_html(two_probe_report))
+    shot = tmp_path / "report.png"
+    result = load_page(page.as_uri(), shot, evaluate={
+        "boxes": "Array.from(document.querySelectorAll('#first-screen svg'), s => {const r = s.getBoundingClientRect();"
+                 " return [r.left, r.top, r.right, r.bottom]})",
+        "texts": "Array.from(document.querySelectorAll('#first-screen svg text'), t => t.textContent)",
+        "images": "document.querySelectorAll('#first-screen img, #first-screen image').length",
+        "verdict_top": "document.querySelector('p.verdict').getBoundingClientRect().top",
+    })
+    assert result["errors"] == [] and result["requests"] == [page.as_uri()]
+    values = result["values"]
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = values["boxes"]
+    assert t1 == t2 and r1 <= l2 and r2 <= 1400  # side by side, inside a 1,400 px window
+    assert max(b1, b2) < values["verdict_top"] < 1000  # above the declared sentence, on the first screen
+    texts = values["texts"]  # every label is text, not a picture of text
+    assert values["images"] == 0 and {"run/document", "run", "seen", "unseen"} <= set(texts)
+    assert any(t.startswith("seen: read in training") for t in texts)
+    assert sum(t.count("[") for t in texts) == 8  # 2 figures x 2 models x (seen, unseen): value [low, high]
+    image = Image.open(shot).convert("RGB")
+    for left, top, right, bottom in values["boxes"]:
+        raw = image.crop((int(left), int(top), int(right), int(bottom))).tobytes()
+        pixels = [raw[i:i + 3] for i in range(0, len(raw), 3)]
+        for colour in ((0x1f, 0x5f, 0xbf), (0xd4, 0x59, 0x0b)):  # the seen and the unseen strokes were drawn
+            assert sum(max(abs(a - b) for a, b in zip(p, colour)) < 40 for p in pixels) > 20
