@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness_ext import ALL_TASKS
+from harness_ext import DEFAULT_EVAL_TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=3)
     p.add_argument("--max_gen_toks", type=int, default=32)
     p.add_argument("--batch_size", default="8")
-    p.add_argument("--tasks", default=",".join(ALL_TASKS), help="comma-separated, given to both sides")
+    p.add_argument("--tasks", default=",".join(DEFAULT_EVAL_TASKS), help="comma-separated, given to both sides")
     args = p.parse_args()
 
     from harness_ext.models import converted_base, packaged_smollm2

@@ -68,7 +68,7 @@ def model_runs(rng, null: str, n_seen: int, n_unseen: int, models: int = 1):
     acc, acc_pmi), in memory: what the results reader would return for lm-eval folders."""
     import numpy as np
 
-    from harness_ext import results as R
+    from harness_ext import results
 
     groups = ["seen"] * n_seen + ["unseen"] * n_unseen
     n = len(groups)
@@ -76,16 +76,16 @@ def model_runs(rng, null: str, n_seen: int, n_unseen: int, models: int = 1):
     pmi_noise = rng.normal(0, 0.5, n)
     shared = np.concatenate([changes(rng, null, n_seen, "seen"), changes(rng, null, n_unseen, "unseen")])
 
-    def run(label: str, values) -> R.ModelRun:
-        questions = [R.Question(id=f"q{i:03d}", question="", answer="", prediction="", group=g, choices=["a", "b"],
+    def run(label: str, values) -> results.ModelRun:
+        questions = [results.Question(id=f"q{i:03d}", question="", answer="", prediction="", group=g, choices=["a", "b"],
                                 gold=0, picked=0 if v > 0 else 1,
                                 values={"margin": float(v), "acc": float(v > 0), "acc_pmi": float(v + e > 0),
                                         "acc_norm": float(v > 0)})
                      for i, (g, v, e) in enumerate(zip(groups, values, pmi_noise))]
         aggregate = {m: float(np.mean([q.values[m] for q in questions])) for m in ("margin", "acc", "acc_pmi",
                                                                                   "acc_norm")}
-        task = R.TaskRun(TASK, "mc", "2.0", aggregate, n, n, None, None, None, questions)
-        return R.ModelRun(label, Path(label), {}, None, "0.4.13", "", {TASK: task})
+        task = results.TaskRun(TASK, "mc", "2.0", aggregate, n, n, None, None, None, questions)
+        return results.ModelRun(label, Path(label), {}, None, "0.4.13", "", {TASK: task})
 
     out = []
     for m in range(models):  # correlated adapters: 80 % of the change shared
@@ -114,15 +114,15 @@ def simulate(null: str, n_seen: int, n_unseen: int, runs: int, models: int = 1, 
     """Rates of false claims over ``runs`` null runs, each through reports.sections.knowledge_view."""
     import numpy as np
 
-    from harness_ext import knowledge as K
-    from reports import sections as S
+    from harness_ext import knowledge
+    from reports import sections
 
     rng = np.random.default_rng([seed, n_seen, n_unseen, (NULLS + OTHERS).index(null)])
-    declared = [(K.Primary("final", *K.STORED), "the default"), (K.Primary(), "the default")]
+    declared = [(knowledge.Primary("final", *knowledge.STORED), "the default"), (knowledge.Primary(), "the default")]
     counts = np.zeros(3)
     for _ in range(runs):
         base, others = model_runs(rng, null, n_seen, n_unseen, models)
-        counts += classify(S.knowledge_view(base, others, declared, n_permutations=permutations), null)
+        counts += classify(sections.knowledge_view(base, others, declared, n_permutations=permutations), null)
     return dict(zip(("learned", "any", "family"), (counts / runs).tolist()))  # "any": a false 95 % sentence
 
 

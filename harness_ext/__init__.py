@@ -4,10 +4,13 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# the task names of tasks/fm5_qa (closed-book first): the QA tasks, the multiple-choice knowledge probe
+# the task names of tasks/fm5_qa, the one place they are spelled (closed-book first): the QA tasks, the
+# multiple-choice question probe, the passage-continuation probe (was the text stored?)
 QA_TASKS = ("fm5_qa_closed", "fm5_qa_open")
 MC_TASKS = ("fm5_qa_mc_closed", "fm5_qa_mc_open")
-ALL_TASKS = (*MC_TASKS, *QA_TASKS)
+DOC_TASK = "fm5_doc_mc"
+DEFAULT_EVAL_TASKS = (*MC_TASKS, *QA_TASKS)  # what `fm5 eval` runs without --tasks
+ALL_TASKS = (*DEFAULT_EVAL_TASKS, DOC_TASK)
 
 
 def tasks_path() -> Path:

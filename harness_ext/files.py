@@ -63,6 +63,23 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
 
 
+def read_yaml(path: str | os.PathLike, error: type[Exception], what: str = "YAML file"):
+    """The YAML document in a file (``None`` when empty), or ``error`` with one line naming the file and ``what`` it
+    is (unreadable, not UTF-8, invalid or too deeply nested YAML). The one reader of the gate's and the training's
+    configs."""
+    import yaml
+
+    try:
+        return load_yaml(Path(path).read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise error(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: the {what} is not UTF-8 (byte {err.start})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise error(f"{path}: invalid YAML in the {what} ({str(err).splitlines()[0] or 'nested too deeply'})") \
+            from None
+
+
 def number(value, where: str, error: type[Exception] = ValueError, *, integer: bool = False,
            minimum: float | None = 0, text: bool = False) -> int | float:
     """The one check of a number read from a file or a command line: a real int or float (not a bool; a numeric

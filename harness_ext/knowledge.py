@@ -28,17 +28,17 @@ import math
 from dataclasses import dataclass
 
 
-from harness_ext import metrics
-from harness_ext import results as R
+from harness_ext import DOC_TASK, metrics
+from harness_ext import results
 from harness_ext.stats import (DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, DEFAULT_SEED, columns, fieller, paired_bootstrap,
                                randomization_did, resample_weights, sign_flip, statistic)
 
 PRIMARY = ("fm5_qa_mc_closed", "margin")  # the default declared comparison's task and metric (on the final adapter)
-STORED = ("fm5_doc_mc", "margin")  # the default declared "stored" comparison (the continuation probe), tested first
+STORED = (DOC_TASK, "margin")  # the default declared "stored" comparison (the continuation probe), tested first
 MIN_PER_GROUP = 40  # questions (passages) per group below which no verdict is given: the smallest size at which
 # "learned" stays at 2.5 % (+ simulation error) under skewed nulls (bench/verdict_null.py; README "The verdict")
 ALPHA = 0.05  # two-sided; each one-sided test of the verdict at ALPHA / 2
-DID_METRICS = (("fm5_doc_mc", "margin"), ("fm5_doc_mc", "acc"),
+DID_METRICS = ((DOC_TASK, "margin"), (DOC_TASK, "acc"),
                ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"), ("fm5_qa_mc_closed", "acc_pmi"),
                ("fm5_qa_closed", "f1"),
                ("fm5_qa_closed", "bertscore_f1"), ("fm5_qa_closed", "perplexity"))
@@ -235,12 +235,12 @@ def two_lines(stored_css: str, usable_css: str | None) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------- two runs, paired by question
 
 
-def values_by_id(tr: R.TaskRun, metric: str) -> dict:
+def values_by_id(tr: results.TaskRun, metric: str) -> dict:
     """A task run's per-question values (``results.per_question``) by question id."""
-    return dict(zip(tr.ids, R.per_question(tr, metric)))
+    return dict(zip(tr.ids, results.per_question(tr, metric)))
 
 
-def compare(base: R.TaskRun, other: R.TaskRun, metric: str, ids: list[str] | None = None,
+def compare(base: results.TaskRun, other: results.TaskRun, metric: str, ids: list[str] | None = None,
             n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED):
     """Paired bootstrap (``stats.Comparison``) of ``metric`` over ``ids`` (default: the questions both runs
     answered), or None when they share none."""
@@ -264,7 +264,7 @@ class GroupValues:
     unseen_ids: list[str]
 
 
-def group_mismatch(base: R.TaskRun, other: R.TaskRun) -> list[str]:
+def group_mismatch(base: results.TaskRun, other: results.TaskRun) -> list[str]:
     """The questions both runs answered whose seen/unseen group differs between their records (other split
     settings, another data file): the diff-in-diff would mix the groups."""
     if not (base.has_groups and other.has_groups):
@@ -273,7 +273,7 @@ def group_mismatch(base: R.TaskRun, other: R.TaskRun) -> list[str]:
     return sorted(q.id for q in base.questions if q.id in theirs and theirs[q.id] != q.group)
 
 
-def group_values(base: R.TaskRun, other: R.TaskRun, metric: str) -> GroupValues | None:
+def group_values(base: results.TaskRun, other: results.TaskRun, metric: str) -> GroupValues | None:
     """The values of both runs, seen and unseen apart, or None when a run has no seen/unseen record or a group is
     empty."""
     if not (base.has_groups and other.has_groups):
@@ -316,7 +316,7 @@ class Effect:
         return self.unseen.value
 
 
-def effect(base: R.TaskRun, other: R.TaskRun, metric: str, n_resamples: int = DEFAULT_RESAMPLES,
+def effect(base: results.TaskRun, other: results.TaskRun, metric: str, n_resamples: int = DEFAULT_RESAMPLES,
            seed: int = DEFAULT_SEED, n_permutations: int = DEFAULT_PERMUTATIONS) -> Effect | None:
     """Diff-in-diff of ``metric`` between two runs of one task, with the gains per group; None without groups."""
     g = group_values(base, other, metric)
@@ -333,7 +333,7 @@ def effect_of(metric: str, base_seen: list, model_seen: list, base_unseen: list,
     randomization tests and the intervals that invert them (``stats``); perplexity's intervals by the bootstrap.
     ``studentized`` False keeps the raw statistics (to measure what studentizing buys, bench/verdict_null.py)."""
     kind, higher = metrics.bootstrap_kind(metric), metrics.METRICS[metric].higher_is_better
-    value = lambda v: R.corpus_value(metric, v)  # noqa: E731
+    value = lambda v: results.corpus_value(metric, v)  # noqa: E731
     did = randomization_did(kind, base_seen, model_seen, base_unseen, model_unseen, n_permutations, seed, studentized)
     seen = sign_flip(kind, base_seen, model_seen, n_permutations, seed, studentized)
     unseen = sign_flip(kind, base_unseen, model_unseen, n_permutations, seed, studentized)
@@ -352,7 +352,7 @@ def effect_of(metric: str, base_seen: list, model_seen: list, base_unseen: list,
                   better(did), worse(did), better(seen), worse(seen))
 
 
-def closure(closed_base: R.TaskRun, closed_model: R.TaskRun, open_base: R.TaskRun, metric: str) -> Estimate | None:
+def closure(closed_base: results.TaskRun, closed_model: results.TaskRun, open_base: results.TaskRun, metric: str) -> Estimate | None:
     """``gap_closure`` of two runs of the closed-book task and the base's open-book run: the diff-in-diff (seen
     questions all three answered, unseen questions both closed-book runs answered) over the seen questions' gap;
     None without seen and unseen questions."""
@@ -366,7 +366,7 @@ def closure(closed_base: R.TaskRun, closed_model: R.TaskRun, open_base: R.TaskRu
                        [vals[1][i] for i in unseen])
 
 
-def probe_transitions(base: R.TaskRun, model: R.TaskRun) -> dict[str, dict[str, int]]:
+def probe_transitions(base: results.TaskRun, model: results.TaskRun) -> dict[str, dict[str, int]]:
     """Per group (the base's record), the probe's per-question transitions from base to model."""
     b_right = {q.id: (q.group, q.picked == q.gold) for q in base.questions}
     m_right = {q.id: q.picked == q.gold for q in model.questions}

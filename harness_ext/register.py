@@ -1,4 +1,5 @@
-"""`fm5 tasks install | uninstall`: register the fm5 task folder with the lm-eval of this environment.
+"""Register the fm5 task folder with the lm-eval of this environment (`fm5 tasks install | uninstall`:
+fm5/commands/tasks.py).
 
 lm-eval 0.4.13 finds tasks only in its own ``lm_eval/tasks/`` folder and in ``--include_path`` folders (task plugins
 are an open upstream proposal, PR #4015), and its index (``Path.glob("**/*.yaml")``) does not enter a symlinked
@@ -136,25 +137,3 @@ def uninstall(target_root: Path | None = None) -> str:
     _remove(st.target)
     left = " (other files in it were kept)" if st.target.exists() else ""
     return f"removed {st.target}{left}"
-
-
-# ------------------------------------------------------------------------------------------------- fm5 tasks
-
-
-def add_arguments(p) -> None:
-    p.description = ("install: link the fm5_qa task folder into the lm-eval of this environment (a real folder of "
-                     "symlinks, so stock `lm_eval --tasks fm5_qa_open,...` works from any directory and upgrades of "
-                     "this package need no re-install); uninstall: remove exactly what install made; no argument: "
-                     "say where the tasks are registered.")
-    p.add_argument("action", nargs="?", choices=("install", "uninstall"))
-
-
-def main(args) -> int:
-    if args.action == "install":
-        print(install())
-    elif args.action == "uninstall":
-        print(uninstall())
-    else:
-        print(status().describe())
-    return 0
-

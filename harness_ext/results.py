@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness_ext import files, metrics, runs
+from harness_ext import files, metrics, run_layout
 from harness_ext.errors import Fm5Error, UsageError
 
 METRICS = metrics.METRICS  # the registry: name -> Metric(higher_is_better, kind, families)
@@ -123,7 +123,7 @@ def parse_model_args(text: str) -> dict:
 def model_label(model_args: dict, fallback: str) -> str:
     peft = model_args.get("peft")
     if peft:
-        return runs.adapter_label(peft)
+        return run_layout.adapter_label(peft)
     if model_args.get("gguf_file"):
         return Path(str(model_args["gguf_file"])).stem
     pretrained = model_args.get("pretrained")
@@ -350,9 +350,9 @@ def corpus_value(metric: str, values: list) -> float:
     return metrics.corpus_perplexity(values) if METRICS[metric].kind == "perplexity" else metrics.mean(values)
 
 
-def training_run(run: ModelRun) -> runs.RunRecord | None:
-    """fm5_run.json of the adapter this run evaluated (harness_ext.runs.run_of_adapter)."""
-    return runs.run_of_adapter(run.adapter) if run.adapter else None
+def training_run(run: ModelRun) -> run_layout.RunRecord | None:
+    """fm5_run.json of the adapter this run evaluated (harness_ext.run_layout.run_of_adapter)."""
+    return run_layout.run_of_adapter(run.adapter) if run.adapter else None
 
 
 def training_ids(run: ModelRun) -> set[str] | None:

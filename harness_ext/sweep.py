@@ -1,16 +1,15 @@
-"""`fm5 eval`: a base model and any number of PEFT adapters, evaluated in one process.
+"""A sweep: a base model and any number of PEFT adapters, evaluated in one process (`fm5 eval`, fm5/commands/eval.py).
 
 The base is loaded once (GGUF: from the conversion cache), every adapter is attached to it with PEFT and switched
 with `set_adapter` / `disable_adapter`, and lm-eval's own `simple_evaluate` + `EvaluationTracker` write, per model,
 exactly the files `lm_eval --output_path X --log_samples` writes (one folder per model).
 
-Over 350 lines on purpose: the plan (keep / copy / evaluate per model), the staged writes that lose nothing and the
-data-parallel path share their state and must be read together; each is a section below.
+The plan (keep / copy / evaluate per model), the staged writes that lose nothing and the data-parallel path share
+their state and are read together; each is a section below.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -18,10 +17,10 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness_ext import ALL_TASKS, models, prompts, runs, tasks_path
+from harness_ext import models, prompts, run_layout, tasks_path
 from harness_ext.errors import UsageError
 
 log = logging.getLogger("fm5.eval")
@@ -57,12 +56,12 @@ def expand_adapters(paths: list[str]) -> list[Target]:
         path = Path(raw)
         if not path.is_dir():
             raise models.ModelError(f"{path}: adapter or checkpoint folder not found")
-        checkpoints = runs.checkpoints(path)
-        document = runs.document_adapter(path)
+        checkpoints = run_layout.checkpoints(path)
+        document = run_layout.document_adapter(path)
         if document:  # the document stage's adapter, before QA
-            targets.append(Target(runs.adapter_label(document), models.check_adapter_dir(document)))
+            targets.append(Target(run_layout.adapter_label(document), models.check_adapter_dir(document)))
         for ckpt in checkpoints:
-            targets.append(Target(runs.adapter_label(ckpt), models.check_adapter_dir(ckpt)))
+            targets.append(Target(run_layout.adapter_label(ckpt), models.check_adapter_dir(ckpt)))
         if (path / "adapter_config.json").is_file() or not checkpoints:
             targets.append(Target(path.name, models.check_adapter_dir(path)))
     labels = [t.label for t in targets]
@@ -79,26 +78,17 @@ def _weights_digest(adapter: Path) -> str:
     return h.hexdigest()
 
 
-def _lm_eval_options(extra: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="fm5 eval", add_help=False)
-    p.add_argument("--limit", type=float)
-    p.add_argument("--batch_size", default="8", help="fixed by default: `auto` probing costs minutes on a CPU")
-    p.add_argument("--gen_kwargs")
-    p.add_argument("--apply_chat_template", action="store_true")
-    p.add_argument("--system_instruction")
-    p.add_argument("--metadata", default="{}")
-    p.add_argument("--device")
-    p.add_argument("--data", help="shorthand for --metadata '{\"fm5_data\": PATH}'")
-    opts, unknown = p.parse_known_args(extra)
-    if unknown:
-        raise UsageError(f"fm5 eval: unsupported option(s) {' '.join(unknown)}")
-    try:
-        opts.metadata = json.loads(opts.metadata)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"--metadata: invalid JSON ({err.msg})") from None
-    if opts.data:
-        opts.metadata["fm5_data"] = opts.data
-    return opts
+@dataclass
+class LmEvalOptions:
+    """The lm-eval settings of one sweep (``fm5 eval`` passes its pass-through flags here)."""
+
+    limit: float | None = None
+    batch_size: str | int = "8"  # fixed by default: `auto` probing costs minutes on a CPU
+    gen_kwargs: str | None = None
+    apply_chat_template: bool = False
+    system_instruction: str | None = None
+    metadata: dict = field(default_factory=dict)  # task metadata, e.g. {"fm5_data": PATH}
+    device: str | None = None
 
 
 SPLIT_KEYS = {"test_size": "fm5_test_size", "seed": "fm5_split_seed", "seen_fraction": "fm5_seen_fraction"}
@@ -112,9 +102,9 @@ def split_of_runs(adapters: list[Path], metadata: dict) -> tuple[dict, str]:
 
     records = {}
     for adapter in adapters:
-        record = runs.run_of_adapter(adapter)
+        record = run_layout.run_of_adapter(adapter)
         if record is not None and record.split.test_size is not None:
-            records[str(runs.adapter_label(adapter)).split("/")[0]] = record
+            records[str(run_layout.adapter_label(adapter)).split("/")[0]] = record
     if not records:
         return metadata, ""
     given = {k for k, key in SPLIT_KEYS.items() if key in metadata} | ({"seed"} if "fm5_seed" in metadata else set())
@@ -161,7 +151,7 @@ def split_of_runs(adapters: list[Path], metadata: dict) -> tuple[dict, str]:
     return metadata, note
 
 
-def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output_path: str, opts,
+def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output_path: str, opts: LmEvalOptions,
                  include_base: bool = True, overwrite: bool = False) -> list[Path]:
     """Evaluate the base (unless ``include_base`` is False) and every adapter into ``output_path/<model>/``. A model
     whose folder exists is kept (skipped) unless ``overwrite``; new results appear under their final name only
@@ -373,66 +363,7 @@ def _copy_run(source: Path, folder: Path, model_args: dict) -> None:
             shutil.copy2(f, folder / f.name)
 
 
-def add_arguments(p) -> None:
-    p.epilog = ("lm-eval options passed through: --limit N, --batch_size N (default 8), --gen_kwargs K=V,..., "
-                "--apply_chat_template, --system_instruction TEXT, --metadata JSON, --device DEV; "
-                "--data QA is short for --metadata '{\"fm5_data\": QA}'.")
-    p.add_argument("--model_args", required=True, help="pretrained=...[,gguf_file=...] as for lm_eval --model hf")
-    p.add_argument("--adapters", nargs="*", default=[], help="PEFT adapter dirs or training output dirs")
-    p.add_argument("--tasks", default=",".join(ALL_TASKS),
-                   help="comma-separated lm-eval tasks (default: the multiple-choice probe and the QA tasks)")
-    p.add_argument("--output_path", required=True)
-    p.add_argument("--no-base", dest="base", action="store_false", help="skip the base model")
-    p.add_argument("--overwrite", action="store_true",
-                   help="re-evaluate models whose folder exists (replaced only once the new results are complete); "
-                        "without it they are kept and skipped")
-
-
-def main(args, extra: list[str]) -> int:
-    logging.basicConfig(level=logging.WARNING)
-    opts = _lm_eval_options(extra)
-    model_args = parse_model_args(args.model_args)
-    tasks = [t for t in args.tasks.split(",") if t]
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
-                     overwrite=args.overwrite)
-        return 0
-    return _main_rank(model_args, args, tasks, opts)
-
-
-def _main_rank(model_args: dict, args, tasks: list[str], opts) -> int:
-    """One rank of a data-parallel `fm5 eval`. The command's output is one line whatever fails: bad input is
-    reported by rank 0 (every rank checks the same input), an error in one rank by that rank; the others, whose
-    collectives then fail (or whom the launcher stops with SIGTERM), leave quietly, their unfinished folders removed."""
-    import signal
-    import sys
-
-    import torch.distributed as dist
-
-    from harness_ext.errors import Fm5Error
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the launcher stops us: clean up, then leave
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
-                     overwrite=args.overwrite)
-    except Fm5Error:
-        if rank == 0:
-            raise
-        return 2
-    except Exception as err:  # noqa: BLE001 - one line for the whole job, see above
-        if _peer_failed(err):
-            return 1
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        print(f"fm5 eval: error: rank {rank}: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
-
-
-def _peer_failed(err: Exception) -> bool:
+def peer_failed(err: Exception) -> bool:
     """A collective that failed because another rank is gone (gloo: the connection closed; NCCL: aborted)."""
     import torch.distributed as dist
 

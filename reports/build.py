@@ -1,28 +1,26 @@
-"""`fm5 report`: one self-contained HTML file (and optionally a Markdown summary) comparing a base model, its
-adapter and every checkpoint.
+"""The report's inputs and its view model: one self-contained HTML file (and optionally a Markdown summary and a
+pull-request comment) comparing a base model, its adapter and every checkpoint (`fm5 report`:
+fm5/commands/report.py).
 
 The inputs are read here (lm-eval output folders through harness_ext.results, training runs through
-harness_ext.runs); reports.sections turns them into the view model (reports.view) and its charts (reports.charts);
+harness_ext.run_layout); reports.sections turns them into the view model (reports.view) and its charts (reports.charts);
 reports.render prints it. Python decides every number and label; the template only loops and prints.
 """
 
 from __future__ import annotations
 
 import datetime
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness_ext import decontamination
-from harness_ext import knowledge as K
-from harness_ext import results as R
-from harness_ext import runs as run_layout
+from harness_ext import knowledge
+from harness_ext import results
+from harness_ext import run_layout
 from harness_ext.errors import UsageError
-from harness_ext.files import read_json, write_atomic
-from reports import comment
-from reports import sections as S
+from reports import sections
 from reports.charts import charts, forest
-from reports.render import render_html, render_markdown
+from reports.render import render_html, render_markdown  # noqa: F401 - callers print what they build
 from reports.view import Report
 
 # ------------------------------------------------------------------------------------------------------ inputs
@@ -39,27 +37,27 @@ def _read_training(path: Path) -> TrainingRun:
     return TrainingRun(path, run_layout.read_state(path), run_layout.read_run(path))
 
 
-def collect(paths: list[str]) -> tuple[list[R.ModelRun], list[TrainingRun]]:
+def collect(paths: list[str]) -> tuple[list[results.ModelRun], list[TrainingRun]]:
     runs, trainings = [], []
     for raw in paths:
         path = Path(raw)
         if run_layout.is_training_run(path):
             trainings.append(_read_training(path))
             continue
-        runs.extend(R.find_runs(path))
+        runs.extend(results.find_runs(path))
     if not runs:
         raise UsageError("no lm-eval results among the given paths: pass the output folders of lm_eval or fm5 eval")
     return runs, trainings
 
 
-def _order(run: R.ModelRun) -> tuple[str, int]:
+def _order(run: results.ModelRun) -> tuple[str, int]:
     """A training run's models in training order: its document stage, its checkpoints by step, its final adapter."""
     step = run_layout.checkpoint_step(run.label)
     return (run_layout.label_run(run.label),
             -1 if run_layout.label_is_document(run.label) else 1 << 60 if step is None else step)
 
 
-def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[list[str], list[str]]:
+def check_inputs(runs: list[results.ModelRun], trainings: list[TrainingRun]) -> tuple[list[str], list[str]]:
     """Loud warnings (things that make numbers misleading) and plain notes."""
     warnings, notes = [], []
     limited = [f"{r.label} (limit={r.limit:g})" if r.limit is not None else r.label for r in runs
@@ -70,7 +68,7 @@ def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[
         for task in run.missing_samples:
             warnings.append(f"{run.label}: no samples file for {task} (run lm_eval with --log_samples): aggregate "
                             f"scores only, no intervals or per-question rows")
-    for task in S.task_names(runs):
+    for task in sections.task_names(runs):
         present = [r for r in runs if task in r.tasks]
         versions = {r.tasks[task].version for r in present}
         if len(versions) > 1:
@@ -85,7 +83,7 @@ def check_inputs(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> tuple[
             warnings.append(f"{task}: models were evaluated on different question sets; deltas use the shared ones")
     records = {}
     for run in runs:
-        record = R.training_run(run)
+        record = results.training_run(run)
         if record is not None:
             records.setdefault(run_layout.label_run(run.label), record)
     for tr in trainings:
@@ -189,7 +187,7 @@ def training_leaks(record: run_layout.RunRecord, questions: dict, passages: dict
     return found, why_not
 
 
-def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tuple[str, str]]:
+def provenance(runs: list[results.ModelRun], trainings: list[TrainingRun]) -> list[tuple[str, str]]:
     rows = []
     for run in runs:
         args = ", ".join(f"{k}={v}" for k, v in sorted(run.model_args.items()))
@@ -209,26 +207,26 @@ def provenance(runs: list[R.ModelRun], trainings: list[TrainingRun]) -> list[tup
     return rows
 
 
-def declared_comparison(others: list[R.ModelRun], trainings: list[TrainingRun], override: str | None,
-                        field: str = "primary") -> tuple[K.Primary, str]:
+def declared_comparison(others: list[results.ModelRun], trainings: list[TrainingRun], override: str | None,
+                        field: str = "primary") -> tuple[knowledge.Primary, str]:
     """A comparison of the verdict (``field``: ``primary``, the question line, or ``stored``, the continuation line),
     and how it was declared: `fm5 report --primary` / `--stored` (shown as such), else the training record of the
     evaluated adapters or of a given training run (declared before training), else the default."""
     if override:
         try:
-            return K.Primary.parse(override, f"--{field}"), f"set by fm5 report --{field} after the run, not " \
+            return knowledge.Primary.parse(override, f"--{field}"), f"set by fm5 report --{field} after the run, not " \
                                                            "declared before training"
         except ValueError as err:
             raise UsageError(str(err)) from None
-    records = [(r.label, R.training_run(r)) for r in others] + [(t.path.name, t.run) for t in trainings]
+    records = [(r.label, results.training_run(r)) for r in others] + [(t.path.name, t.run) for t in trainings]
     for name, record in records:
         if record is not None and getattr(record, field):
             try:
-                return K.Primary.parse(getattr(record, field), f"{name}: fm5_run.json field {field}"), \
+                return knowledge.Primary.parse(getattr(record, field), f"{name}: fm5_run.json field {field}"), \
                     f"declared before training ({name}, {record.declared_at or 'time not recorded'})"
             except ValueError as err:
                 raise UsageError(str(err)) from None
-    default = K.Primary() if field == "primary" else K.Primary("final", *K.STORED)
+    default = knowledge.Primary() if field == "primary" else knowledge.Primary("final", *knowledge.STORED)
     return default, "the default (no training record declares one)"
 
 
@@ -237,17 +235,17 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
     runs, trainings = collect(paths)
     base = runs[0]
     if base_path:
-        wanted = [r for r in runs if r.path.resolve() == Path(base_path).resolve()] or R.find_runs(base_path)
+        wanted = [r for r in runs if r.path.resolve() == Path(base_path).resolve()] or results.find_runs(base_path)
         base = wanted[0]
         if base not in runs:
             runs.insert(0, base)
     others = sorted((r for r in runs if r is not base), key=_order)
     runs = [base, *others]
-    tasks = S.task_names(runs)
+    tasks = sections.task_names(runs)
     warnings, notes = check_inputs(runs, trainings)
     declared = [declared_comparison(others, trainings, stored_text, "stored"),
                 declared_comparison(others, trainings, primary_text)]
-    view = S.knowledge_view(base, others, declared)
+    view = sections.knowledge_view(base, others, declared)
     groups = {}
     for run, task, metric, eff, is_declared in view.effects:
         groups.setdefault((task, metric), []).append((run.label, eff.did.value, eff.did.low, eff.did.high,
@@ -257,52 +255,11 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
         title="FM 5-0 fine-tuning report",
         generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         base=base.label, models=[r.label for r in runs], warnings=warnings, notes=notes,
-        summary=S.summary_tables(base, others, tasks), knowledge=S.knowledge_rows(base, others),
+        summary=sections.summary_tables(base, others, tasks), knowledge=sections.knowledge_rows(base, others),
         verdict=view.verdict, verdict_lines=view.lines, did=view.did, closure=view.closure,
-        transitions=view.transitions, knowledge_notes=view.notes, charts=charts(base, others, tasks, histories), forest=forest(groups),
-        gains=S.first_screen(base, view.effects, declared), questions=S.question_rows(base, others, tasks),
-        choices=S.choice_rows(base, others, tasks), provenance=provenance(runs, trainings),
-        flip_threshold=f"{S.FLIP_THRESHOLD:.2f}", missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
+        transitions=view.transitions, knowledge_notes=view.notes, charts=charts(base, others, tasks, histories),
+        forest=forest(groups), gains=sections.first_screen(base, view.effects, declared),
+        questions=sections.question_rows(base, others, tasks), choices=sections.choice_rows(base, others, tasks),
+        provenance=provenance(runs, trainings), flip_threshold=f"{sections.FLIP_THRESHOLD:.2f}",
+        missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
     )
-
-
-# ----------------------------------------------------------------------------------------------------- output
-
-
-def add_arguments(p) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="an `fm5 eval` or `lm_eval --output_path` folder (one model or a sweep of several), and a "
-                        "training output_dir to read its fm5_run.json (seen/unseen ids, checkpoint order)")
-    p.add_argument("-o", "--output", required=True, help="HTML file to write")
-    p.add_argument("--base", help="which PATH is the baseline (default: the first model)")
-    p.add_argument("--markdown", help="also write the summary table as Markdown")
-    p.add_argument("--primary", metavar="MODEL:TASK:METRIC",
-                   help="the comparison the verdict is about, overriding the one the training run declared (the "
-                        "report says so), e.g. final:fm5_qa_mc_closed:margin")
-    p.add_argument("--stored", metavar="MODEL:TASK:METRIC",
-                   help="the continuation-probe comparison of the verdict's first line (was the text stored?), "
-                        "overriding the declared one (the report says so), e.g. document:fm5_doc_mc:margin")
-    p.add_argument("--comment", metavar="FILE",
-                   help="also write a pull-request comment (Markdown): the gate's decision, its failing metrics, the "
-                        "verdict lines and --link; needs --gate")
-    p.add_argument("--gate", action="append", default=[], metavar="JSON",
-                   help="an `fm5 gate --json` file for --comment (repeat for several candidates)")
-    p.add_argument("--link", metavar="URL", help="where the comment's readers find the report (e.g. the CI run)")
-
-
-def main(args) -> int:
-    gates = [comment.check_gate(read_json(path, UsageError), path) for path in args.gate]
-    if args.comment and not gates:
-        raise UsageError("--comment needs at least one --gate JSON file (fm5 gate --json)")
-    report = build(args.paths, args.base, args.primary, args.stored)
-    html = render_html(report)
-    pr_comment = comment.comment(gates, report, args.link) if args.comment else None  # checks --link before writing
-    for w in report.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    write_atomic(args.output, html)
-    if args.markdown:
-        write_atomic(args.markdown, render_markdown(report))
-    if pr_comment is not None:
-        write_atomic(args.comment, pr_comment)
-    print(f"report written to {args.output}")
-    return 0

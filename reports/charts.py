@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness_ext import results as R
-from harness_ext import runs as run_layout
+from harness_ext import results
+from harness_ext import run_layout
 
 CHART_METRICS = ("margin", "f1", "perplexity", "bertscore_f1")
 CHART_W, CHART_H, PAD = 420, 180, 34
@@ -64,7 +64,7 @@ def _chart(title: str, y_label: str, lines: dict[str, list[tuple[float, float]]]
     return Chart(title, y_label, series, x_ticks, y_ticks, note)
 
 
-def charts(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str],
+def charts(base: results.ModelRun, others: list[results.ModelRun], tasks: list[str],
            histories: list[tuple[str, list[dict]]]) -> list[Chart]:
     """Loss by step for each training run (name, trainer_state.json's log history), and each chart metric by
     checkpoint, one line per training run and task, the base at step 0."""
@@ -84,7 +84,7 @@ def charts(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str],
             lines = {}
             for task, name in ((t, n) for t in tasks for n in names):
                 family = next(r.tasks[task].family for r in (base, *others) if task in r.tasks)
-                if family not in R.METRICS[metric].families:
+                if family not in results.METRICS[metric].families:
                     continue
                 tb = base.tasks.get(task)
                 pts = [(0.0, tb.aggregate[metric])] if tb and metric in tb.aggregate else []

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness_ext import ALL_TASKS
-from harness_ext import knowledge as K
-from harness_ext import results as R
-from harness_ext import runs as run_layout
+from harness_ext import knowledge
+from harness_ext import results
+from harness_ext import run_layout
 from harness_ext.stats import holm
 from reports.charts import GainFigure, gains
 from reports.view import (Answer, Cell, ChoiceRow, ClosureRow, DidRow, KnowledgeRow, MetricCell, Pick, QuestionRow,
@@ -24,7 +24,7 @@ KNOWLEDGE = (("fm5_qa_mc_closed", "fm5_qa_mc_open", ("margin", "acc_pmi", "acc",
 
 
 def _delta_cell(metric: str, cmp) -> Cell:
-    higher = R.METRICS[metric].higher_is_better
+    higher = results.METRICS[metric].higher_is_better
     better = cmp.delta > 0 if higher else cmp.delta < 0
     if not cmp.significant:
         return Cell(fmt_delta(metric, cmp.delta), "ns", "95 % interval includes zero")
@@ -32,19 +32,19 @@ def _delta_cell(metric: str, cmp) -> Cell:
                 "95 % interval excludes zero")
 
 
-def task_names(runs: list[R.ModelRun]) -> list[str]:
+def task_names(runs: list[results.ModelRun]) -> list[str]:
     names = {t for r in runs for t in r.tasks}
     return [t for t in TASK_ORDER if t in names] + sorted(names - set(TASK_ORDER))
 
 
-def summary_tables(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[SummaryTable]:
+def summary_tables(base: results.ModelRun, others: list[results.ModelRun], tasks: list[str]) -> list[SummaryTable]:
     """Per task: one line per model, one cell per metric (value, delta to the baseline, 95 % interval)."""
     tables = []
     for task in tasks:
         tb = base.tasks.get(task)
         if tb is None:
             continue
-        metrics = [(m, "↑ higher is better" if R.METRICS[m].higher_is_better else "↓ lower is better")
+        metrics = [(m, "↑ higher is better" if results.METRICS[m].higher_is_better else "↓ lower is better")
                    for m in tb.metrics]
         lines = [SummaryLine(base.label, [MetricCell(fmt(m, tb.aggregate.get(m, float("nan"))), Cell("baseline", "base"),
                                                      "") for m, _ in metrics])]
@@ -59,7 +59,7 @@ def summary_tables(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str])
                 if metric not in to.aggregate or metric not in tb.aggregate:
                     cells.append(MetricCell("n/a", Cell(""), ""))
                     continue
-                cmp = K.compare(tb, to, metric) if tb.questions and to.questions else None
+                cmp = knowledge.compare(tb, to, metric) if tb.questions and to.questions else None
                 if cmp is None:
                     cells.append(MetricCell(fmt(metric, to.aggregate[metric]),
                                             Cell(fmt_delta(metric, to.aggregate[metric] - tb.aggregate[metric]), "ns",
@@ -73,14 +73,14 @@ def summary_tables(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str])
     return tables
 
 
-def knowledge_rows(base: R.ModelRun, others: list[R.ModelRun]) -> list[KnowledgeRow]:
+def knowledge_rows(base: results.ModelRun, others: list[results.ModelRun]) -> list[KnowledgeRow]:
     rows = []
     for run, (closed, opened, metric_names) in ((r, k) for r in others for k in KNOWLEDGE):
         closed_b, closed_o, open_o = base.tasks.get(closed), run.tasks.get(closed), run.tasks.get(opened)
         if not (closed_b and closed_o and closed_b.questions and closed_o.questions):
             continue
         for metric in metric_names:
-            cmp = K.compare(closed_b, closed_o, metric) if metric in closed_b.aggregate else None
+            cmp = knowledge.compare(closed_b, closed_o, metric) if metric in closed_b.aggregate else None
             if cmp is None:
                 continue
             rows.append(KnowledgeRow(
@@ -98,24 +98,24 @@ def _css(direction: int) -> str:
     return {1: "up", -1: "down", 0: "ns"}[direction]
 
 
-def _with_interval(metric: str, est: K.Estimate) -> str:
+def _with_interval(metric: str, est: knowledge.Estimate) -> str:
     return f"{_fmt_est(metric, est.value)} [{_fmt_est(metric, est.low)}, {_fmt_est(metric, est.high)}]"
 
 
-def primary_model(others: list[R.ModelRun], primary: K.Primary) -> R.ModelRun | None:
+def primary_model(others: list[results.ModelRun], primary: knowledge.Primary) -> results.ModelRun | None:
     """The model the declared comparison is about: the first with that role in its training run (``final``,
     ``document``, ``checkpoint-N``), preferring one whose training record is at hand."""
     matching = [r for r in others if run_layout.label_role(r.label) == primary.model]
-    return next((r for r in matching if R.training_run(r)), matching[0] if matching else None)
+    return next((r for r in matching if results.training_run(r)), matching[0] if matching else None)
 
 
 POST_HOC = "set by fm5 report"  # how declared_comparison's source starts for a comparison named after the run
 
 
-def _split_differs(target: R.ModelRun, task: str, tr: R.TaskRun) -> str:
+def _split_differs(target: results.ModelRun, task: str, tr: results.TaskRun) -> str:
     """Why the evaluated split is not the one the target's training run recorded ("" when it is, or when there is
     no record): an evaluated item the record does not hold out, or (questions) a group the record gives otherwise."""
-    record = R.training_run(target)
+    record = results.training_run(target)
     if record is None or not (record.split.test_seen_ids or record.split.test_unseen_ids):
         return ""
     recorded = {**{i: "seen" for i in record.split.test_seen_ids}, **{i: "unseen" for i in record.split.test_unseen_ids}}
@@ -131,8 +131,8 @@ def _split_differs(target: R.ModelRun, task: str, tr: R.TaskRun) -> str:
             f"record ({'; '.join(what)}): evaluate with the split fm5_run.json records (fm5 eval does by default).")
 
 
-def _line(base: R.ModelRun, others: list[R.ModelRun], comparison: K.Primary, source: str, required: bool,
-          n_permutations: int = K.DEFAULT_PERMUTATIONS):
+def _line(base: results.ModelRun, others: list[results.ModelRun], comparison: knowledge.Primary, source: str,
+          required: bool, n_permutations: int = knowledge.DEFAULT_PERMUTATIONS):
     """One declared comparison as a verdict line: (its Verdict, the model, the effect), or None when the comparison
     is optional (``required`` False: the stored line) and its task was not evaluated. No verdict when the split
     differs from the training record; a comparison named after the run is labelled post hoc and never coloured."""
@@ -141,16 +141,16 @@ def _line(base: R.ModelRun, others: list[R.ModelRun], comparison: K.Primary, sou
     if target is None or (not required and not (tb and to)):
         return None
     differs = _split_differs(target, comparison.task, to) if to else ""
-    eff = K.effect(tb, to, comparison.metric, n_permutations=n_permutations) \
+    eff = knowledge.effect(tb, to, comparison.metric, n_permutations=n_permutations) \
         if tb and to and comparison.metric in tb.aggregate and not differs else None
-    sentence, css = (differs, K.UNTESTED) if differs else K.verdict(eff, comparison.metric, comparison.task)
-    if source.startswith(POST_HOC) and css != K.UNTESTED:
+    sentence, css = (differs, knowledge.UNTESTED) if differs else knowledge.verdict(eff, comparison.metric, comparison.task)
+    if source.startswith(POST_HOC) and css != knowledge.UNTESTED:
         sentence, css = f"Post hoc (named after the run, not a confirmatory test): {sentence}", "ns"
-    return Verdict(target.label, str(comparison), source, sentence, css, K.line_of(comparison.task)), target, eff
+    return Verdict(target.label, str(comparison), source, sentence, css, knowledge.line_of(comparison.task)), target, eff
 
 
-def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]],
-               n_permutations: int = K.DEFAULT_PERMUTATIONS):
+def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared: list[tuple[knowledge.Primary, str]],
+               n_permutations: int = knowledge.DEFAULT_PERMUTATIONS):
     """The verdict: (headline, lines, {(model label, task, metric): css} of the declared rows, notes). ``declared``: the stored
     comparison (continuation probe), then the usable one (the question probe, the run's ``primary``). Without the
     continuation probe's results the headline is the usable comparison alone, as it always was; with both, the lines
@@ -166,10 +166,10 @@ def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[
         return v, [], {(v.model, comparison.task, comparison.metric): v.css}, []
     (sv, _, _), (uv, _, ueff) = s, u
     if sv.css != "up":
-        told = "needs seen and unseen questions" if ueff is None else K.describe(ueff, usable.metric, usable.task)
+        told = "needs seen and unseen questions" if ueff is None else knowledge.describe(ueff, usable.metric, usable.task)
         uv = Verdict(uv.model, uv.comparison, uv.source, f"Not tested: the question line is tested only when the "
                      f"stored line holds (fixed sequence); {told}.", "ns", "usable")
-    summary, css = K.two_lines(sv.css, uv.css)
+    summary, css = knowledge.two_lines(sv.css, uv.css)
     if any(v.source.startswith(POST_HOC) for v in (sv, uv)):
         summary, css = f"Post hoc (a comparison named after the run): {summary}", "ns"
     headline = Verdict(sv.model if sv.model == uv.model else f"{sv.model}, {uv.model}",
@@ -183,7 +183,8 @@ def verdict_of(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[
 PROBE_TITLES = {"stored": "Stored? The continuation probe", "usable": "Usable? The question probe"}
 
 
-def first_screen(base: R.ModelRun, effects: list[tuple], declared: list[tuple[K.Primary, str]]) -> list[GainFigure]:
+def first_screen(base: results.ModelRun, effects: list[tuple],
+                 declared: list[tuple[knowledge.Primary, str]]) -> list[GainFigure]:
     """The report's first screen: one figure per declared comparison that was evaluated (the stored line's probe,
     then the usable line's), each model's seen and unseen change from the base with the intervals of the verdict's
     tests (``knowledge_view``'s effects: the same numbers)."""
@@ -195,7 +196,7 @@ def first_screen(base: R.ModelRun, effects: list[tuple], declared: list[tuple[K.
             continue
         n_seen, n_unseen = rows[0][1].did.n_seen, rows[0][1].did.n_unseen
         unit = "passages" if base.tasks[comparison.task].family == "doc" else "questions"
-        figure = gains(f"{PROBE_TITLES[K.line_of(comparison.task)]}: {comparison.task} {comparison.metric}",
+        figure = gains(f"{PROBE_TITLES[knowledge.line_of(comparison.task)]}: {comparison.task} {comparison.metric}",
                        f"Change from the base ({base.label}) per model, with the 95 % intervals of the verdict's "
                        f"tests; {n_seen} seen / {n_unseen} unseen {unit}.",
                        [(label, {g: (e.value, e.low, e.high) for g, e in (("seen", eff.seen), ("unseen", eff.unseen))})
@@ -219,8 +220,9 @@ class KnowledgeView:
     effects: list[tuple]  # (run, task, metric, knowledge.Effect, declared?)
 
 
-def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tuple[K.Primary, str]],
-                   n_permutations: int = K.DEFAULT_PERMUTATIONS) -> KnowledgeView:
+def knowledge_view(base: results.ModelRun, others: list[results.ModelRun],
+                   declared: list[tuple[knowledge.Primary, str]],
+                   n_permutations: int = knowledge.DEFAULT_PERMUTATIONS) -> KnowledgeView:
     """The verdict (``verdict_of``); every model x metric as an exploratory diff-in-diff row (randomization p-values
     Holm-adjusted over the family, the declared rows apart); the gap closure; the probe's transitions.
     ``n_permutations`` per randomization test (the null simulation, bench/verdict_null.py, uses fewer)."""
@@ -234,20 +236,20 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tu
     notes += verdict_notes
     effects = []
     for run in others:
-        for task, metric in K.DID_METRICS:
+        for task, metric in knowledge.DID_METRICS:
             tb, to = base.tasks.get(task), run.tasks.get(task)
             if tb and to and metric in tb.aggregate and \
-                    (eff := K.effect(tb, to, metric, n_permutations=n_permutations)) is not None:
+                    (eff := knowledge.effect(tb, to, metric, n_permutations=n_permutations)) is not None:
                 effects.append((run, task, metric, eff, (run.label, task, metric) in declared_rows))
     family = [i for i, e in enumerate(effects) if not e[4]]
     adjusted = dict(zip(family, holm([effects[i][3].p_did for i in family])))
     for i, (run, task, metric, eff, declared_row) in enumerate(effects):
-        better = R.METRICS[metric].higher_is_better
+        better = results.METRICS[metric].higher_is_better
         if declared_row:
             css, p_holm = declared_rows[(run.label, task, metric)], "declared"
         else:
             sign = (1 if eff.did.value > 0 else -1) * (1 if better else -1)
-            css, p_holm = (_css(sign) if adjusted[i] < K.ALPHA else "ns"), f"{adjusted[i]:.3g}"
+            css, p_holm = (_css(sign) if adjusted[i] < knowledge.ALPHA else "ns"), f"{adjusted[i]:.3g}"
         did_rows.append(DidRow(run.label, task, metric, "↑" if better else "↓", _with_interval(metric, eff.seen),
                                _with_interval(metric, eff.unseen),
                                Cell(_fmt_est(metric, eff.did.value), css,
@@ -257,7 +259,7 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tu
 
     for run in others:
         for task, tr in sorted(run.tasks.items()):
-            differ = K.group_mismatch(base.tasks[task], tr) if task in base.tasks else []
+            differ = knowledge.group_mismatch(base.tasks[task], tr) if task in base.tasks else []
             if differ:
                 notes.append(f"{run.label}/{task}: its seen/unseen groups differ from the baseline's on {len(differ)} "
                              f"question(s) (e.g. {', '.join(differ[:3])}): other split settings? Its diff-in-diff "
@@ -265,8 +267,8 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tu
         cb, cm, ob = base.tasks.get("fm5_qa_mc_closed"), run.tasks.get("fm5_qa_mc_closed"), \
             base.tasks.get("fm5_qa_mc_open")
         if cb and cm and ob and cb.has_groups and cm.has_groups:
-            for metric in K.CLOSURE_METRICS:
-                est = K.closure(cb, cm, ob, metric)
+            for metric in knowledge.CLOSURE_METRICS:
+                est = knowledge.closure(cb, cm, ob, metric)
                 if est is None:
                     break
                 closure_rows.append(ClosureRow(
@@ -274,10 +276,10 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tu
                                             _css(est.direction)),
                     est.note or f"[{est.low:+.2f}, {est.high:+.2f}]", str(est.n_seen)))
         if cb and cm and cb.has_groups and cm.has_groups:
-            for group, t in K.probe_transitions(cb, cm).items():
+            for group, t in knowledge.probe_transitions(cb, cm).items():
                 transition_rows.append(TransitionRow(run.label, group, *(str(t[k]) for k in
                                                      ("learned", "forgotten", "still known", "still unknown"))))
-        record = R.training_run(run)
+        record = results.training_run(run)
         if record and cm and cm.has_groups:
             trained_seen = set(record.split.test_seen_ids)
             logged_seen = {q.id for q in cm.questions if q.group == "seen"}
@@ -287,7 +289,7 @@ def knowledge_view(base: R.ModelRun, others: list[R.ModelRun], declared: list[tu
     return KnowledgeView(verdict, lines, did_rows, closure_rows, transition_rows, notes, effects)
 
 
-def _question_table(models: list[R.ModelRun], tasks: list[str], family: str):
+def _question_table(models: list[results.ModelRun], tasks: list[str], family: str):
     """For each question of the family's tasks: (task, id, its first logged copy, the baseline's, each model's or
     None)."""
     for task in tasks:
@@ -299,7 +301,7 @@ def _question_table(models: list[R.ModelRun], tasks: list[str], family: str):
                 [m.get(qid) for m in by_model]
 
 
-def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[QuestionRow]:
+def question_rows(base: results.ModelRun, others: list[results.ModelRun], tasks: list[str]) -> list[QuestionRow]:
     """The QA tasks' table: each model's generated answer, F1, BERTScore, NLL per token, flips by F1."""
     rows = []
     for task, qid, ref, base_q, per_model in _question_table([base, *others], tasks, "qa"):
@@ -315,13 +317,13 @@ def question_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) 
     return rows
 
 
-def _by_model(models: list[R.ModelRun], task: str) -> list[dict[str, R.Question]]:
+def _by_model(models: list[results.ModelRun], task: str) -> list[dict[str, results.Question]]:
     """Per model, its questions of `task` by id ({} where it has none), BERTScore filled in for QA tasks."""
     out = []
     for run in models:
         tr = run.tasks.get(task)
         if tr:
-            R.score_bertscore(tr)  # a no-op for the probe
+            results.score_bertscore(tr)  # a no-op for the probe
         out.append({q.id: q for q in tr.questions} if tr else {})
     return out
 
@@ -333,11 +335,11 @@ def _flip(was: bool, now: bool) -> Cell:
     return Cell("")
 
 
-def _family(runs: list[R.ModelRun], task: str) -> str | None:
+def _family(runs: list[results.ModelRun], task: str) -> str | None:
     return next((r.tasks[task].family for r in runs if task in r.tasks), None)
 
 
-def choice_rows(base: R.ModelRun, others: list[R.ModelRun], tasks: list[str]) -> list[ChoiceRow]:
+def choice_rows(base: results.ModelRun, others: list[results.ModelRun], tasks: list[str]) -> list[ChoiceRow]:
     """The probe's table: each model's top-ranked option, right or wrong, its margin, flips against the baseline."""
     rows = []
     for task, qid, ref, base_q, per_model in _question_table([base, *others], tasks, "mc"):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from harness_ext import knowledge as K
+from harness_ext import knowledge
 from harness_ext import metrics
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -28,7 +28,7 @@ def _data(seed=0, n_seen=25, n_unseen=23, effect=0.5):
 
 def test_diff_in_diff_matches_a_direct_bootstrap():
     bs, ms, bu, mu = _data()
-    est = K.diff_in_diff("margin", bs, ms, bu, mu)
+    est = knowledge.diff_in_diff("margin", bs, ms, bu, mu)
     assert est.value == pytest.approx((np.mean(ms) - np.mean(bs)) - (np.mean(mu) - np.mean(bu)))
     ds, du = _draws(len(bs), DEFAULT_SEED), _draws(len(bu), DEFAULT_SEED + 1)
     direct = [(np.mean([ms[i] for i in a]) - np.mean([bs[i] for i in a]))
@@ -37,11 +37,11 @@ def test_diff_in_diff_matches_a_direct_bootstrap():
     assert (est.low, est.high) == pytest.approx((low, high), abs=1e-9)
     assert est.direction == 1 and (est.n_seen, est.n_unseen) == (25, 23)
     # the verdict needs MIN_PER_GROUP questions per group
-    assert K.verdict(K.effect_of("margin", *_data(n_seen=45, n_unseen=43)))[0].startswith("Learned the document (95 %)")
+    assert knowledge.verdict(knowledge.effect_of("margin", *_data(n_seen=45, n_unseen=43)))[0].startswith("Learned the document (95 %)")
     # only style: both groups gain alike, no evidence
     bs, ms, bu, mu = _data(seed=1, effect=0.0)
-    assert K.diff_in_diff("margin", bs, ms, bu, mu).direction == 0
-    assert K.verdict(K.effect_of("margin", *_data(seed=1, n_seen=45, n_unseen=43, effect=0.0)))[0].startswith(
+    assert knowledge.diff_in_diff("margin", bs, ms, bu, mu).direction == 0
+    assert knowledge.verdict(knowledge.effect_of("margin", *_data(seed=1, n_seen=45, n_unseen=43, effect=0.0)))[0].startswith(
         "No evidence")
 
 
@@ -49,7 +49,7 @@ def test_diff_in_diff_of_perplexity_recomputes_the_corpus_value():
     rng = np.random.default_rng(3)
     pairs = lambda n, scale: [(float(rng.uniform(20, 60) * scale), int(rng.integers(20, 40))) for _ in range(n)]  # noqa
     bs, ms, bu, mu = pairs(10, 1.0), pairs(10, 0.8), pairs(12, 1.0), pairs(12, 1.0)
-    est = K.diff_in_diff("perplexity", bs, ms, bu, mu)
+    est = knowledge.diff_in_diff("perplexity", bs, ms, bu, mu)
     ppl = metrics.corpus_perplexity
     assert est.value == pytest.approx((ppl(ms) - ppl(bs)) - (ppl(mu) - ppl(bu)))
     ds, du = _draws(10, DEFAULT_SEED), _draws(12, DEFAULT_SEED + 1)
@@ -65,7 +65,7 @@ def test_gap_closure_is_fiellers_interval():
     cb = list(rng.normal(0.5, 0.5, 25))
     ob = [x + 1.3 + rng.normal(0, 0.3) for x in cb]
     cm = [x + 0.65 + rng.normal(0, 0.3) for x in cb]
-    est = K.gap_closure(cb, cm, ob)
+    est = knowledge.gap_closure(cb, cm, ob)
     assert est.value == pytest.approx((np.mean(cm) - np.mean(cb)) / (np.mean(ob) - np.mean(cb)))
     # each bound is a root of Fieller's equation (x - r y)^2 = t^2 (v11 - 2 r v12 + r^2 v22), and the point lies
     # between them
@@ -75,7 +75,7 @@ def test_gap_closure_is_fiellers_interval():
     for r in (est.low, est.high):
         assert (x.mean() - r * y.mean()) ** 2 == pytest.approx(t * t * (v[0, 0] - 2 * r * v[0, 1] + r * r * v[1, 1]))
     assert est.low < est.value < est.high and not est.note
-    undefined = K.gap_closure(cb, cm, cb)  # the passage does not help: no ratio
+    undefined = knowledge.gap_closure(cb, cm, cb)  # the passage does not help: no ratio
     assert math.isnan(undefined.value) and math.isnan(undefined.low) and undefined.note.startswith("n/a")
 
 
@@ -88,7 +88,7 @@ def test_gap_closure_with_a_small_gap_says_na_instead_of_a_truncated_interval():
     cm = [x + 0.2 + rng.normal(0, 0.3) for x in cb]
     gap = np.subtract(ob, cb)
     assert abs(gap.mean()) < 2.064 * gap.std(ddof=1) / 5  # the gap's interval holds 0
-    est = K.gap_closure(cb, cm, ob)
+    est = knowledge.gap_closure(cb, cm, ob)
     assert math.isnan(est.value) and math.isnan(est.low) and math.isnan(est.high)
     assert "not above 0" in est.note
 
@@ -98,9 +98,9 @@ def test_learned_needs_the_seen_gain_too():
     rng = np.random.default_rng(2)
     bs, bu = rng.normal(0.6, 0.5, 45), rng.normal(0.6, 0.5, 45)
     ms, mu = bs - 0.3 + rng.normal(0, 0.1, 45), bu - 1.0 + rng.normal(0, 0.1, 45)
-    eff = K.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu)))
+    eff = knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu)))
     assert eff.did.direction == 1 and eff.p_did_better < 0.025 and eff.seen.value < 0
-    sentence, css = K.verdict(eff)
+    sentence, css = knowledge.verdict(eff)
     assert not sentence.startswith("Learned") and css == "ns"
     assert sentence.startswith("Seen questions moved more than unseen ones, but the seen questions did not")
     assert "seen questions -0.30" in sentence and "unseen -1.00" in sentence  # both gains, with their intervals
@@ -108,9 +108,9 @@ def test_learned_needs_the_seen_gain_too():
 
 def test_too_few_questions_per_group_give_no_verdict():
     bs, ms, bu, mu = _data(n_seen=6, n_unseen=10, effect=1.5)
-    sentence, css = K.verdict(K.effect_of("margin", bs, ms, bu, mu))
-    assert sentence.startswith(f"Too few questions for a verdict (at least {K.MIN_PER_GROUP} per group)")
-    assert css == K.UNTESTED and "6 seen / 10 unseen" in sentence
+    sentence, css = knowledge.verdict(knowledge.effect_of("margin", bs, ms, bu, mu))
+    assert sentence.startswith(f"Too few questions for a verdict (at least {knowledge.MIN_PER_GROUP} per group)")
+    assert css == knowledge.UNTESTED and "6 seen / 10 unseen" in sentence
 
 
 def test_randomization_tests_hold_their_level_at_six_questions():
@@ -126,7 +126,7 @@ def test_randomization_tests_hold_their_level_at_six_questions():
         bs, ms, bu, mu = (list(map(float, v)) for v in (base[:6], model[:6], base[6:], model[6:]))
         did_rejects += stats.randomization_did("mean", bs, ms, bu, mu, seed=i).p_greater < 0.025
         seen_rejects += stats.sign_flip("mean", bs, ms, seed=i).p_greater < 0.025
-        boot_rejects += K.diff_in_diff("margin", bs, ms, bu, mu, n_resamples=2000, seed=i).low > 0
+        boot_rejects += knowledge.diff_in_diff("margin", bs, ms, bu, mu, n_resamples=2000, seed=i).low > 0
     print(f"\nnull rejection at 6 + 10 questions, one-sided 2.5 %: randomization DiD {did_rejects / runs:.3f}, "
           f"sign flip {seen_rejects / runs:.3f}, percentile bootstrap DiD {boot_rejects / runs:.3f}")
     assert did_rejects / runs <= 0.025 + 0.02 and seen_rejects / runs <= 0.025 + 0.02
@@ -153,7 +153,7 @@ def test_the_report_holds_its_level_at_the_minimum_group_size(null):
     """At MIN_PER_GROUP questions per group, through the report's code: "learned" in at most 2.5 % of null runs, any
     false 95 % sentence in at most 5 % (each plus its simulation error), with a style gain on both groups (normal)
     and with a seen gain of mean 0 made of small gains and rare large losses while the unseen group falls."""
-    sim, n, runs = _simulation(), K.MIN_PER_GROUP, 400
+    sim, n, runs = _simulation(), knowledge.MIN_PER_GROUP, 400
     rates = sim.simulate(null, n, n, runs)
     print(f"\n{n} + {n} {null}: {rates}")
     assert rates["learned"] <= _bound(0.025, runs) and rates["any"] <= _bound(0.05, runs)
@@ -164,8 +164,8 @@ def test_the_simulation_catches_mutants_of_the_rule(monkeypatch):
     """Each weakening of the verdict's rule shows in the simulation: the seen-gain condition dropped, one-sided 5 %
     tests, the negative claim without its seen-loss condition, the raw (unstudentized) statistics under unequal groups
     and spreads. Each mutant against the real rule on the same simulated runs."""
-    sim, n = _simulation(), K.MIN_PER_GROUP
-    real = K.effect_of
+    sim, n = _simulation(), knowledge.MIN_PER_GROUP
+    real = knowledge.effect_of
 
     def mutant(**fields):
         monkeypatch.setattr(K, "effect_of", lambda *a, **k: dataclasses.replace(real(*a, **k), **fields))
@@ -201,7 +201,7 @@ def test_the_exploratory_family_can_reject_and_holds_its_level():
     """Five correlated adapters x three metrics, Holm over the 14 exploratory rows, 2,000 permutations per test (the
     smallest two-sided p, 2/2001, lies below Holm's first threshold 0.05/14): a real effect is flagged, a null one in
     at most 5 % of runs."""
-    sim, n = _simulation(), K.MIN_PER_GROUP
+    sim, n = _simulation(), knowledge.MIN_PER_GROUP
     assert sim.simulate("learned", n, n, 20, models=5)["family"] == 1.0
     rates = sim.simulate("normal", n, n, 150, models=5)
     print(f"\nexploratory family under the null: {rates}")
@@ -223,7 +223,7 @@ def test_intervals_invert_the_tests_beside_them():
 
     agree = total = 0
     for seed in range(150):
-        eff = K.effect_of("margin", *_null(seed, 10, 10, 0.4, 0.8), n_permutations=2000)
+        eff = knowledge.effect_of("margin", *_null(seed, 10, 10, 0.4, 0.8), n_permutations=2000)
         for est, p_up, p_down in ((eff.did, eff.p_did_better, eff.p_did_worse),
                                   (eff.seen, eff.p_seen_better, eff.p_seen_worse)):
             agree += (est.low > 0) == (p_up < 0.025) and (est.high < 0) == (p_down < 0.025)
@@ -231,7 +231,7 @@ def test_intervals_invert_the_tests_beside_them():
     assert agree / total >= 0.99
     # at 75 + 75 the inverted interval is Welch's t interval, near enough
     bs, ms, bu, mu = _null(1, 75, 75)
-    eff = K.effect_of("margin", bs, ms, bu, mu)
+    eff = knowledge.effect_of("margin", bs, ms, bu, mu)
     welch = scipy_stats.ttest_ind(np.subtract(ms, bs), np.subtract(mu, bu), equal_var=False).confidence_interval()
     assert (eff.did.low, eff.did.high) == pytest.approx((welch.low, welch.high), abs=0.03)
 
@@ -242,23 +242,23 @@ def test_worse_needs_the_seen_group_to_lose():
     rng = np.random.default_rng(4)
     bs, bu = rng.normal(0.6, 0.5, 40), rng.normal(0.6, 0.5, 40)
     ms, mu = bs + 0.3 + rng.normal(0, 0.1, 40), bu + 1.0 + rng.normal(0, 0.1, 40)
-    eff = K.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu)))
+    eff = knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu)))
     assert eff.p_did_worse < 0.025 and eff.seen.direction == 1
-    sentence, css = K.verdict(eff)
+    sentence, css = knowledge.verdict(eff)
     assert css == "ns" and sentence.startswith("Seen questions moved less than unseen ones, but the seen questions "
                                                "did not themselves get worse")
     ms = bs - 0.5 + rng.normal(0, 0.1, 40)
-    sentence, css = K.verdict(K.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu))))
+    sentence, css = knowledge.verdict(knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu))))
     assert css == "down" and sentence.startswith("Worse on what it read (95 %): the seen questions got worse")
 
 
 def test_two_lines_say_only_what_was_tested():
-    sentence, css = K.two_lines("up", "ns")
+    sentence, css = knowledge.two_lines("up", "ns")
     assert "no evidence that it answers questions about it better" in sentence and "does not answer" not in sentence
-    sentence, css = K.two_lines("up", K.UNTESTED)  # too few questions, or none: nothing about questions
+    sentence, css = knowledge.two_lines("up", knowledge.UNTESTED)  # too few questions, or none: nothing about questions
     assert css == "up" and "answers" not in sentence and "no verdict" in sentence
-    sentence, css = K.two_lines(K.UNTESTED, "ns")
-    assert css == K.UNTESTED and sentence.startswith("No verdict on storage")
+    sentence, css = knowledge.two_lines(knowledge.UNTESTED, "ns")
+    assert css == knowledge.UNTESTED and sentence.startswith("No verdict on storage")
 
 
 def test_gap_closure_counts_only_the_gain_on_what_was_read():
@@ -268,14 +268,14 @@ def test_gap_closure_counts_only_the_gain_on_what_was_read():
     cb, cu = list(rng.normal(0.5, 0.5, 40)), list(rng.normal(0.5, 0.5, 40))
     ob = [x + 1.3 + rng.normal(0, 0.3) for x in cb]
     cm, mu = [x + 0.65 + rng.normal(0, 0.3) for x in cb], [x + 0.65 + rng.normal(0, 0.3) for x in cu]
-    style = K.gap_closure(cb, cm, ob, cu, mu)
+    style = knowledge.gap_closure(cb, cm, ob, cu, mu)
     assert style.low < 0 < style.high and abs(style.value) < 0.1
-    assert K.gap_closure(cb, cm, ob).value == pytest.approx(0.5, abs=0.1)  # the raw seen gain: style as closure
-    read = K.gap_closure(cb, [x + 0.65 for x in cm], ob, cu, mu)  # the seen group gains 0.65 more
+    assert knowledge.gap_closure(cb, cm, ob).value == pytest.approx(0.5, abs=0.1)  # the raw seen gain: style as closure
+    read = knowledge.gap_closure(cb, [x + 0.65 for x in cm], ob, cu, mu)  # the seen group gains 0.65 more
     assert read.value == pytest.approx(0.5, abs=0.1) and read.low > 0
 
 
 def test_transitions():
-    t = K.transitions([True, True, False, False, False], [True, False, True, False, True])
+    t = knowledge.transitions([True, True, False, False, False], [True, False, True, False, True])
     assert t == {"learned": 2, "forgotten": 1, "still known": 1, "still unknown": 1}
-    assert K.verdict(None)[0].startswith("No verdict")
+    assert knowledge.verdict(None)[0].startswith("No verdict")

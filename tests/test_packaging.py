@@ -68,6 +68,29 @@ def test_command_layer_on_top_and_no_import_loop():
             visit(m, [])
 
 
+def test_commands_live_in_fm5_commands_and_no_argparse_below_fm5():
+    """Every `fm5` command is a module of fm5/commands with `add_arguments` and `main`; no module of the library,
+    the recipe, the report or the tasks parses a command line (imports argparse, defines either function)."""
+    from fm5 import cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    commands = REPO / "fm5" / "commands"
+    for name, p in sub.choices.items():
+        func = p.get_default("func")
+        assert func.__module__.startswith("fm5.commands."), f"fm5 {name}: {func.__module__}"
+    assert {p.stem for p in commands.glob("*.py")} - {"__init__"} == \
+        {"train", "eval", "report", "gate", "data", "tasks", "demo"}
+    for package in ("harness_ext", "training", "reports", "tasks"):
+        for path in (REPO / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+                {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+            assert "argparse" not in imported, f"{path.relative_to(REPO)} imports argparse"
+            defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+            assert not defined & {"add_arguments", "main"}, f"{path.relative_to(REPO)} defines a command"
+
+
 def test_help_imports_no_heavy_library():
     code = ("import sys; from fm5 import cli; cli.build_parser().format_help(); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'lm_eval', 'transformers', "

@@ -11,12 +11,12 @@ from conftest import run_lm_eval
 from harness_ext import models
 from harness_ext.results import load_run
 
-from harness_ext import ALL_TASKS
+from harness_ext import DEFAULT_EVAL_TASKS
 from harness_ext.metrics import family_metrics
 
 pytestmark = pytest.mark.slow  # fm5 eval runs with the packaged model
 
-TASKS = ALL_TASKS  # fm5 eval's default: the QA tasks and the multiple-choice probe
+TASKS = DEFAULT_EVAL_TASKS  # fm5 eval's default: the QA tasks and the multiple-choice probe
 SETTINGS = ["--limit", "2", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8"]
 
 

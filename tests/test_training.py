@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO, write_jsonl
-from harness_ext import prompts, runs
+from harness_ext import prompts, run_layout
 from training import config as train_config
 from training import sft, stages
 from training import rows as train_rows
@@ -317,11 +317,11 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
            "--output_dir", str(out), *FAST]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not runs.complete_checkpoints(out) and time.time() < deadline and proc.poll() is None:
+    while not run_layout.complete_checkpoints(out) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     proc.kill()
     proc.wait()
-    assert runs.complete_checkpoints(out), "no checkpoint before the kill"
+    assert run_layout.complete_checkpoints(out), "no checkpoint before the kill"
     assert not (out / "fm5_run.json").exists()
     half = out / "checkpoint-3"  # a checkpoint cut off mid-write must not be resumed from
     half.mkdir(exist_ok=True)
@@ -345,7 +345,7 @@ def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, f
     (stage,) = run["stages"]
     assert stage["name"] == "mixed" and stage["learning_rate"] == 1e-3  # the document stage's rate
     assert stage["sequences"] == 2 * stage["texts"] + 3 * stage["rows"] and stage["texts"] == run["corpus"]["texts"]
-    assert not (out / runs.DOCUMENT_DIR).exists() and runs.complete_checkpoints(out)
+    assert not (out / run_layout.DOCUMENT_DIR).exists() and run_layout.complete_checkpoints(out)
     bad = fm5_train("--data", str(train_qa), "--output_dir", str(tmp_path / "x"), "--document_schedule", "mixed",
                     "--document_epochs", "2.5", "--check")
     assert bad.returncode == 2 and "document_epochs must be a whole number" in bad.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness_ext import data as fm5_data
 from harness_ext.errors import UsageError
-from harness_ext.files import load_yaml, number
+from harness_ext.files import load_yaml, number, read_yaml
 
 CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
 SCHEDULES = ("staged", "mixed")  # document_schedule: the document stage before the QA stage, or both in one
@@ -122,17 +122,9 @@ def parse_overrides(extra: list[str]) -> dict:
 
 def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, object]:
     """(ScriptArguments, SFTConfig) from the YAML file and the command-line overrides; unknown keys are errors."""
-    import yaml
     from trl import SFTConfig
 
-    try:
-        raw = load_yaml(Path(config_path).read_bytes().decode("utf-8")) or {}
-    except OSError as err:
-        raise UsageError(f"{config_path}: {err.strerror}") from None
-    except UnicodeDecodeError as err:
-        raise UsageError(f"{config_path}: not UTF-8 (byte {err.start})") from None
-    except (yaml.YAMLError, RecursionError) as err:
-        raise UsageError(f"{config_path}: invalid YAML ({str(err).splitlines()[0] or 'nested too deeply'})") from None
+    raw = read_yaml(config_path, UsageError, "training config") or {}
     if not isinstance(raw, dict):
         raise UsageError(f"{config_path}: expected a mapping of settings")
     raw.update(overrides)  # `--key null` sets a field to None

@@ -1,4 +1,4 @@
-"""What fm5_run.json records of a training run (harness_ext.runs.RunRecord): the config, the base model, the data
+"""What fm5_run.json records of a training run (harness_ext.run_layout.RunRecord): the config, the base model, the data
 and its split, the corpus, the stages, versions and the git commit."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness_ext import data as fm5_data
-from harness_ext import files, runs
+from harness_ext import files, run_layout
 
 
 def git_commit() -> str | None:
@@ -41,7 +41,7 @@ def plan(script, inputs) -> dict:
 
 
 def run_record(script, checked, output_dir: Path, final, stages: list[dict], rows: dict, started: float,
-               resume_from: Path | None) -> runs.RunRecord:
+               resume_from: Path | None) -> run_layout.RunRecord:
     """The finished run's record; ``checked`` is step 1's findings (sft.Checked), ``final`` the last stage
     (stages.FinalStage), ``rows`` the counts of the rows built."""
     import time
@@ -49,7 +49,7 @@ def run_record(script, checked, output_dir: Path, final, stages: list[dict], row
     import torch
 
     inputs, trainer = checked.inputs, final.trainer
-    declared = runs.read_plan(output_dir) or {}
+    declared = run_layout.read_plan(output_dir) or {}
     split, groups = inputs.split, inputs.groups
     corpus = None
     if inputs.corpus is not None:
@@ -57,13 +57,13 @@ def run_record(script, checked, output_dir: Path, final, stages: list[dict], row
         if script.document:
             corpus["document"] = {"path": str(Path(script.document).resolve()),
                                   "sha256": fm5_data.file_sha256(script.document), "texts": len(checked.documents)}
-    return runs.RunRecord(
+    return run_layout.RunRecord(
         base_model=script.model_name_or_path, base_resolved=checked.model_path, gguf_file=script.gguf_file,
-        dtype=script.dtype, adapter=files.read_json(output_dir / "adapter_config.json", runs.RunError),
+        dtype=script.dtype, adapter=files.read_json(output_dir / "adapter_config.json", run_layout.RunError),
         config={"fm5": asdict(script), "sft": final.config.to_dict()},
         data_path=str(checked.data_path.resolve()), data_sha256=fm5_data.file_sha256(checked.data_path),
         data_rows=len(checked.rows),
-        split=runs.SplitRecord(
+        split=run_layout.SplitRecord(
             **split.as_dict(), eval_size=script.eval_size,
             train_ids=tuple(sorted(r["id"] for r in inputs.train)), eval_ids=tuple(sorted(r["id"] for r in inputs.eval)),
             **{k: tuple(sorted(v)) for k, v in groups.ids().items()}),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_ext import data as fm5_data
-from harness_ext import runs
+from harness_ext import run_layout
 from harness_ext.errors import UsageError
 from training import provenance, stages
 from training.config import CPU_CONFIG, ScriptArguments, check_model, load_config, parse_overrides
@@ -40,12 +40,12 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path 
     if overwrite:
         shutil.rmtree(output_dir)
         return None
-    if (output_dir / runs.RUN_FILE).is_file():
-        raise UsageError(f"{output_dir}: holds a finished run ({runs.RUN_FILE}); pass --overwrite to replace it")
+    if (output_dir / run_layout.RUN_FILE).is_file():
+        raise UsageError(f"{output_dir}: holds a finished run ({run_layout.RUN_FILE}); pass --overwrite to replace it")
     if not resume:
         raise UsageError(f"{output_dir}: holds an unfinished run; pass --resume to continue it or --overwrite")
-    done = runs.complete_checkpoints(output_dir)
-    for partial in set(runs.checkpoints(output_dir)) - set(done):
+    done = run_layout.complete_checkpoints(output_dir)
+    for partial in set(run_layout.checkpoints(output_dir)) - set(done):
         log.warning("removing incomplete checkpoint %s", partial)
         shutil.rmtree(partial)
     return done[-1] if done else None
@@ -127,7 +127,7 @@ def check(script: ScriptArguments, sft) -> dict:
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"{output_dir}: output_dir is a file")
     if output_dir.is_dir() and any(output_dir.iterdir()):
-        state = "finished run" if (output_dir / runs.RUN_FILE).is_file() else "unfinished run"
+        state = "finished run" if (output_dir / run_layout.RUN_FILE).is_file() else "unfinished run"
     inputs = checked.inputs
     return {"data": str(checked.data_path), "rows": len(checked.rows), "train": len(inputs.train),
             "eval": len(inputs.eval), "test_seen": len(inputs.groups.seen),
@@ -142,7 +142,7 @@ def _resume_point(output_dir: Path, resume: bool, overwrite: bool) -> Path | Non
     if int(os.environ.get("RANK", "0")) == 0:
         return prepare_output_dir(output_dir, resume, overwrite)
     # data-parallel workers: rank 0 alone removes or refuses; the others only look
-    done = runs.complete_checkpoints(output_dir) if resume and not overwrite and output_dir.is_dir() else []
+    done = run_layout.complete_checkpoints(output_dir) if resume and not overwrite and output_dir.is_dir() else []
     return done[-1] if done else None
 
 
@@ -152,7 +152,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     inputs, output_dir = checked.inputs, Path(sft.output_dir)
     resume_from = _resume_point(output_dir, resume, overwrite)
     if int(os.environ.get("RANK", "0")) == 0:  # the declared comparison, before any training step
-        runs.write_plan(output_dir, provenance.plan(script, inputs))
+        run_layout.write_plan(output_dir, provenance.plan(script, inputs))
 
     from peft import LoraConfig
 
@@ -205,51 +205,8 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     return output_dir
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
-    p.add_argument("--data", help="QA file; default: the config's data, else $FM5_DATA")
-    p.add_argument("--output_dir", help="where the adapter and checkpoints go")
-    p.add_argument("--document", help="JSONL with a `text` field added to the document stage's corpus (e.g. "
-                                      "../shared/fm5/fm5_chunks.jsonl); texts sharing a 13-word span with an unseen "
-                                      "test passage are dropped")
-    p.add_argument("--no-qa", dest="no_qa", action="store_true",
-                   help="train on the --document file alone (no QA file, no QA stage): its texts are split into "
-                        "train / seen / unseen like QA rows; evaluate with --tasks fm5_doc_mc")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
-    p.add_argument("--check", action="store_true",
-                   help="check the config, the data, the split and the model's config, print the plan, train nothing")
+if __name__ == "__main__":  # the old address, `accelerate launch -m training.sft` / `torchrun -m training.sft`
+    import runpy
 
-
-def main(args, extra: list[str] | None = None) -> int:
-    """Entry point of `fm5 train` and of `python -m training.sft`: the config, then --key value overrides."""
-    check_only = getattr(args, "check", False)
-    logging.basicConfig(level=logging.WARNING if check_only else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s")
-    overrides = parse_overrides(extra or [])
-    given = {"data": args.data, "output_dir": args.output_dir, "document": getattr(args, "document", None)}
-    overrides.update({k: v for k, v in given.items() if v is not None})
-    if getattr(args, "no_qa", False):
-        overrides["qa"] = False
-    script, sft = load_config(args.config, overrides)
-    if check_only:
-        print(json.dumps(check(script, sft), indent=1))
-        return 0
-    out = train(script, sft, resume=args.resume, overwrite=args.overwrite)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"adapter written to {out}")
-    return 0
-
-
-if __name__ == "__main__":  # accelerate launch -m training.sft / torchrun -m training.sft
-    import argparse
-
-    from harness_ext.errors import Fm5Error
-
-    parser = argparse.ArgumentParser(prog="python -m training.sft", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    try:
-        sys.exit(main(*parser.parse_known_args()))
-    except Fm5Error as err:
-        print(f"fm5 train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.argv[1:1] = ["train"]  # the same command, `python -m fm5 train ...` (training never imports the command layer)
+    runpy.run_module("fm5", run_name="__main__", alter_sys=True)

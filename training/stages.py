@@ -10,7 +10,7 @@ import logging
 import time
 from pathlib import Path
 
-from harness_ext import runs
+from harness_ext import run_layout
 from training.rows import prepared_rows
 
 log = logging.getLogger("fm5.train")
@@ -20,7 +20,7 @@ def document_config(sft, script: ScriptArguments, output_dir: Path):
     """The document stage's SFTConfig: the QA stage's settings, its own epochs, learning rate and output folder,
     plain-text rows (loss on every token), no eval set (eval loss is the QA rows'), one save at its end."""
     return dataclasses.replace(
-        sft, output_dir=str(output_dir / runs.DOCUMENT_DIR), num_train_epochs=script.document_epochs,
+        sft, output_dir=str(output_dir / run_layout.DOCUMENT_DIR), num_train_epochs=script.document_epochs,
         learning_rate=script.document_learning_rate or sft.learning_rate, eval_strategy="no", save_strategy="no",
         load_best_model_at_end=False, dataset_text_field="text", completion_only_loss=None, assistant_only_loss=False,
     )
@@ -33,9 +33,9 @@ def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], outpu
     from peft import PeftModel
     from trl import SFTTrainer
 
-    doc_dir = output_dir / runs.DOCUMENT_DIR
-    if resume and (doc_dir / runs.STAGE_FILE).is_file():  # done before the interruption
-        return PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True), runs.read_stage(doc_dir)
+    doc_dir = output_dir / run_layout.DOCUMENT_DIR
+    if resume and (doc_dir / run_layout.STAGE_FILE).is_file():  # done before the interruption
+        return PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True), run_layout.read_stage(doc_dir)
     trainer = SFTTrainer(model=model, args=document_config(sft, script, output_dir), processing_class=tokenizer,
                          peft_config=lora, train_dataset=Dataset.from_list(texts))
     t0 = time.time()
@@ -48,7 +48,7 @@ def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], outpu
              "train_loss": result.metrics.get("train_loss"), "wall_time_s": round(time.time() - t0, 1),
              "adapter": str(doc_dir)}
     if trainer.is_world_process_zero():
-        runs.write_stage(doc_dir, stage)
+        run_layout.write_stage(doc_dir, stage)
     return trainer.model, stage
 
 

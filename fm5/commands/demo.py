@@ -9,7 +9,6 @@ progress bars and results stay on screen."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 
@@ -65,7 +64,8 @@ def main(args) -> int:
     from harness_ext import models, sweep
     from harness_ext.knowledge import Primary
     from harness_ext.files import write_atomic
-    from reports.build import build, render_html, render_markdown
+    from reports.build import build
+    from reports.render import render_html, render_markdown
     from training import sft
 
     started = time.time()
@@ -94,8 +94,8 @@ def main(args) -> int:
 
         print("\n== fm5 demo [2/3] evaluating the base, the document stage and the final adapter (fm5 eval)",
               flush=True)
-        opts = argparse.Namespace(limit=DEMO_QUESTIONS, batch_size="8", gen_kwargs=None, apply_chat_template=True,
-                                  system_instruction=None, metadata={"fm5_data": str(data_path)}, device=None)
+        opts = sweep.LmEvalOptions(limit=DEMO_QUESTIONS, apply_chat_template=True,
+                                   metadata={"fm5_data": str(data_path)})
         evals = out / "evals"
         sweep.evaluate_all({"pretrained": pretrained, "gguf_file": gguf_file}, [str(run_dir)], [primary.task],
                            str(evals), opts, overwrite=True)
