@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+FM5 = (sys.executable, "-m", "fm5")  # the command line every subprocess test runs (`fm5 ...`)
 SHARED_QA = Path(os.environ.get("FM5_SHARED", REPO.parent / "shared")) / "fm5" / "qa_pairs.jsonl"
 
 

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from conftest import write_jsonl
+from conftest import FM5
 from harness_ext.data import (DataError, Split, derive_id, load_qa, load_split, near_duplicates, resolve_data_path,
                               shares_long_span, span_keys, training_inputs)
 
@@ -72,7 +73,7 @@ def test_bad_file_gives_one_line_naming_file_line_and_field(tmp_path, case):
 def test_cli_exits_2_without_traceback(tmp_path, case):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(BAD_FILES[case][0])
-    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(path)],
+    proc = subprocess.run([*FM5, "data", "--data", str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and str(path) in proc.stderr
@@ -131,7 +132,7 @@ def test_seen_and_unseen_partition_the_test_split(shared_rows):
 
 
 def test_fm5_data_prints_the_four_counts(shared_qa):
-    out = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(shared_qa), "--ids"],
+    out = subprocess.run([*FM5, "data", "--data", str(shared_qa), "--ids"],
                          capture_output=True, text=True, check=True).stdout
     summary = json.loads(out)
     # 3 training rows share an 8-word span with a held-out question or answer (the lexical near-duplicate rule), one
@@ -143,7 +144,7 @@ def test_fm5_data_prints_the_four_counts(shared_qa):
 
 def test_bad_split_settings_are_one_line(shared_qa):
     for args in (["--test_size", "0"], ["--seen_fraction", "1.5"]):
-        proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "data", "--data", str(shared_qa), *args],
+        proc = subprocess.run([*FM5, "data", "--data", str(shared_qa), *args],
                               capture_output=True, text=True)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr

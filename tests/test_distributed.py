@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from conftest import FM5
 from harness_ext.results import load_run
 
 pytestmark = pytest.mark.slow
@@ -19,8 +20,8 @@ SETTINGS = ["--tasks", "fm5_qa_mc_closed,fm5_qa_closed", "--limit", "4", "--batc
 
 
 def _eval(out, model_args, *extra, processes=1, env=None):
-    cmd = [sys.executable, "-m", "harness_ext.cli"] if processes == 1 else \
-        [str(TORCHRUN), "--nproc_per_node", str(processes), "-m", "harness_ext.cli"]
+    cmd = [*FM5] if processes == 1 else \
+        [str(TORCHRUN), "--nproc_per_node", str(processes), "-m", "fm5"]
     return subprocess.run([*cmd, "eval", "--model_args", model_args, "--output_path", str(out), *extra],
                           capture_output=True, text=True, timeout=900, cwd=REPO, env={**os.environ, **(env or {})})
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import fake_mc_questions as _mc_questions
 from conftest import fake_questions as _questions
 from conftest import run_lm_eval, write_fake_run
+from conftest import FM5
 from fm5.cli import main as fm5
 
 TASKS = ("fm5_qa_open", "fm5_qa_closed")
@@ -165,7 +166,7 @@ def test_unreadable_and_missing_files(tmp_path, baseline, capsys):
 
 
 def test_help_states_the_rule():
-    out = subprocess.run([sys.executable, "-m", "harness_ext.cli", "gate", "--help"], capture_output=True, text=True)
+    out = subprocess.run([*FM5, "gate", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "whole interval lies beyond" in out.stdout
 
 
@@ -182,7 +183,7 @@ def test_real_runs_unchanged_passes_truncated_fails(tmp_path, base_run, small_qa
     config.write_text("allow_limit: true\n")
 
     def cli(candidate):
-        return subprocess.run([sys.executable, "-m", "harness_ext.cli", "gate", "--baseline", str(base_run),
+        return subprocess.run([*FM5, "gate", "--baseline", str(base_run),
                                "--candidate", str(candidate), "--config", str(config), "--json",
                                str(tmp_path / "real.json")], capture_output=True, text=True)
 

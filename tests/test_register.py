@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FM5
 from harness_ext import register, tasks_path
 
 pytestmark = pytest.mark.slow  # stock lm_eval in a shadow install
@@ -39,7 +40,7 @@ def _listing(folder: Path) -> dict:
 
 def fm5_tasks(site, *args):
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "tasks", *args], capture_output=True, text=True,
+    return subprocess.run([*FM5, "tasks", *args], capture_output=True, text=True,
                           env=env, cwd=site.parent)
 
 

@@ -14,6 +14,7 @@ from browser import chromium, load_page
 from conftest import fake_mc_questions as _mc_questions
 from conftest import fake_questions as _questions
 from conftest import write_fake_run
+from conftest import FM5
 from harness_ext import metrics
 from harness_ext.errors import UsageError
 from harness_ext.files import write_atomic
@@ -168,7 +169,7 @@ def test_escaping_and_offline_html(report, tmp_path):
 def test_cli_writes_html_and_markdown(fixture_runs, tmp_path):
     root, *_ , training = fixture_runs
     out, md = tmp_path / "r.html", tmp_path / "r.md"
-    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "report", str(root / "evals"), str(training),
+    proc = subprocess.run([*FM5, "report", str(root / "evals"), str(training),
                            "-o", str(out), "--markdown", str(md)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text().startswith("<!doctype html>") and "CONTAMINATION" in proc.stderr
@@ -188,7 +189,7 @@ def test_report_on_a_real_lm_eval_run(base_run, tmp_path):
 
 
 def _report(*args):
-    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "report", *map(str, args)],
+    return subprocess.run([*FM5, "report", *map(str, args)],
                           capture_output=True, text=True)
 
 

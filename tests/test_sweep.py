@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import run_lm_eval
+from conftest import FM5
 from harness_ext import models
 from harness_ext.results import load_run
 
@@ -21,7 +22,7 @@ SETTINGS = ["--limit", "2", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8
 
 
 def fm5_eval(out, model_args, *adapters, extra=()):
-    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "eval", "--model_args", model_args,
+    return subprocess.run([*FM5, "eval", "--model_args", model_args,
                            "--adapters", *map(str, adapters), "--output_path", str(out), *extra],
                           capture_output=True, text=True, timeout=1200)
 
@@ -134,7 +135,7 @@ def test_killed_sweep_loses_nothing_and_a_rerun_completes(tmp_path, small_qa, sm
     assert first.returncode == 0, first.stderr[-2000:]
     before = _tree(out / "base")
 
-    cmd = [sys.executable, "-m", "harness_ext.cli", "eval", "--model_args", args, "--adapters", str(random_adapter),
+    cmd = [*FM5, "eval", "--model_args", args, "--adapters", str(random_adapter),
            str(other), "--output_path", str(out), "--overwrite", *settings]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -38,12 +38,14 @@ def test_groups_load_their_tasks(task_manager):
     assert set(MC_TASKS) == set(task_manager.load(["fm5_qa_mc"])["tasks"])
 
 
-def test_tasks_path_is_the_installed_task_folder():
+def test_tasks_path_is_the_installed_task_folder_also_at_the_old_address():
+    """`python -m harness_ext.cli` (the old address, kept for launchers) is still the fm5 command."""
     out = subprocess.check_output([sys.executable, "-m", "harness_ext.cli", "tasks-path"], text=True).strip()
     assert out == str(tasks_path()) and (tasks_path() / "fm5_qa" / "fm5_qa_open.yaml").is_file()
 
 
-def test_wheel_ships_the_task_folder(tmp_path):
+@pytest.mark.slow  # pip wheel + pip install (10 s here)
+def test_wheel_ships_the_task_folder_and_the_commands(tmp_path):
     root = tasks_path().parent
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path), str(root)], check=True, capture_output=True)
@@ -55,6 +57,7 @@ def test_wheel_ships_the_task_folder(tmp_path):
         assert f"fm5_tasks/fm5_qa/{f}" in names
     assert "harness_ext/data.py" in names and "training/configs/smollm2_cpu.yaml" in names
     assert "reports/templates/report.html.j2" in names
+    assert {f"fm5/commands/{c}.py" for c in ("train", "eval", "report", "gate", "data", "tasks", "demo")} <= names
 
     # an installed (not editable) copy finds its own task folder and lm-eval loads the tasks from it
     target = tmp_path / "site"
@@ -68,6 +71,9 @@ def test_wheel_ships_the_task_folder(tmp_path):
     path, names_line = out.stdout.strip().splitlines()[-2:]
     assert path == str(target / "fm5_tasks"), out.stderr[-2000:]
     assert names_line == "['fm5_doc_mc', 'fm5_qa', 'fm5_qa_closed', 'fm5_qa_mc', 'fm5_qa_mc_closed', 'fm5_qa_mc_open', 'fm5_qa_open']"
+    out = subprocess.run([sys.executable, "-m", "fm5", "gate", "--help"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and "--baseline" in out.stdout, out.stderr[-2000:]
 
 
 # lm-eval's own task contract (the checks of `TestBaseTasks` in lm-eval's tests/test_tasks.py), with no model

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import REPO, write_jsonl
+from conftest import FM5
 from harness_ext import prompts, run_layout
 from training import config as train_config
 from training import sft, stages
@@ -24,7 +25,7 @@ FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--
 
 
 def fm5_train(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config", str(CPU_CONFIG), *args],
+    return subprocess.run([*FM5, "train", "--config", str(CPU_CONFIG), *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -313,7 +314,7 @@ def test_finished_run_is_refused_without_overwrite(trained, train_qa):
 @pytest.mark.slow
 def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
     out = tmp_path / "resumed"
-    cmd = [sys.executable, "-m", "harness_ext.cli", "train", "--config", str(CPU_CONFIG), "--data", str(train_qa),
+    cmd = [*FM5, "train", "--config", str(CPU_CONFIG), "--data", str(train_qa),
            "--output_dir", str(out), *FAST]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
@@ -394,7 +395,7 @@ def test_bad_data_fails_fast_with_one_line(tmp_path, case):
 @pytest.mark.slow
 def test_bad_config_fails_fast(tmp_path, train_qa, extra, words):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config",
+    proc = subprocess.run([*FM5, "train", "--config",
                            str(_bad_config(tmp_path, extra)), "--data", str(train_qa), "--output_dir", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
@@ -448,7 +449,7 @@ def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train
     assert cfg["early_stopping_patience"] == 1 and cfg["early_stopping_threshold"] == 0.001
     assert cfg["load_best_model_at_end"] and cfg["metric_for_best_model"] == "eval_loss"
     assert (cfg["test_size"], cfg["split_seed"], cfg["max_length"], cfg["variant"]) == (0.1, 42, 1024, "open")
-    proc = subprocess.run([sys.executable, "-m", "harness_ext.cli", "train", "--config", str(path), "--data",
+    proc = subprocess.run([*FM5, "train", "--config", str(path), "--data",
                            str(train_qa), "--output_dir", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
