@@ -129,7 +129,7 @@ def document_units(texts: list[str], split: data.Split) -> list[Unit]:
     return [Unit(r["id"], r["passage"], "unseen" if r["id"] in unseen else "seen") for r in groups.test]
 
 
-def load_docs(path=None, document=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = data.DEFAULT_SEED,
+def load_doc_docs(path=None, document=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = data.DEFAULT_SEED,
               k=DEFAULT_DISTRACTORS, embedding: str | None = None,
               seen_fraction: float = data.DEFAULT_SEEN_FRACTION) -> tuple[list[dict], str]:
     """The probe's documents and the file they came from: ``document`` (a document file alone) when given, else the

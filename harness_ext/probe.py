@@ -148,7 +148,7 @@ def build_items(rows: list[dict], questions: list[dict], k: int, embeddings, see
     return items
 
 
-def load_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = data.DEFAULT_SEED,
+def load_mc_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int = data.DEFAULT_SEED,
               k=DEFAULT_DISTRACTORS, embedding: str | None = None,
               seen_fraction: float = data.DEFAULT_SEEN_FRACTION) -> list[dict]:
     """The test split of ``path`` (or $FM5_DATA) as probe documents: ``{id, passage, question, answer, group,

@@ -38,8 +38,8 @@ class Target:
         return self.label.replace("/", "__")
 
 
-def parse_model_args(text: str) -> dict:
-    """`pretrained=X,gguf_file=Y` or a JSON object, as `lm_eval --model_args` takes them."""
+def base_model_args(text: str) -> dict:
+    """`pretrained=X,gguf_file=Y` or a JSON object, as `lm_eval --model_args` takes them, naming a base model."""
     from harness_ext.results import parse_model_args as parse
 
     args = parse(text)

@@ -256,8 +256,8 @@ def test_stock_lm_eval_scores_recompute_from_the_logged_loglikelihoods(doc_run, 
 
 @pytest.mark.slow
 def test_options_are_the_same_in_every_process(doc_run, chunk_file, fm5_cache):
-    code = ("import json, sys; from harness_ext.continuation import load_docs; "
-            "docs, _ = load_docs(document=sys.argv[1], test_size=0.2); "
+    code = ("import json, sys; from harness_ext.continuation import load_doc_docs; "
+            "docs, _ = load_doc_docs(document=sys.argv[1], test_size=0.2); "
             "print(json.dumps({d['item']: [d['choices'], d['gold'], d['group']] for d in docs}))")
     out = subprocess.run([sys.executable, "-c", code, str(chunk_file)], capture_output=True, text=True, check=True,
                          env={**os.environ, "FM5_CACHE": str(fm5_cache / "another-process")}).stdout

@@ -75,15 +75,15 @@ def test_too_few_rows_and_bad_k_are_one_line_errors(tmp_path):
 def test_load_docs_on_the_shared_file(shared_qa, tmp_path, monkeypatch):
     monkeypatch.setenv("FM5_CACHE", str(tmp_path))  # a cache of its own: other tests fill the session's
     probe._embeddings.cache_clear()
-    docs = probe.load_docs(shared_qa)
+    docs = probe.load_mc_docs(shared_qa)
     (cached,) = tmp_path.glob("embeddings/*.npy")
     probe._embeddings.cache_clear()
-    again = probe.load_docs(shared_qa)  # from the file this time
+    again = probe.load_mc_docs(shared_qa)  # from the file this time
     assert docs == again and len(docs) == 50 and cached.stat().st_size > 500 * 384 * 4
     _, test = data.Split().apply(data.load_qa(shared_qa))
     assert [d["id"] for d in docs] == [r["id"] for r in test]
     assert all(len(d["choices"]) == 4 and d["choices"][d["gold"]] == d["answer"].strip() for d in docs)
-    assert len(probe.load_docs(shared_qa, k=5)[0]["choices"]) == 6
+    assert len(probe.load_mc_docs(shared_qa, k=5)[0]["choices"]) == 6
 
 
 def test_options_come_from_the_questions_own_group(shared_qa):
@@ -93,14 +93,14 @@ def test_options_come_from_the_questions_own_group(shared_qa):
     groups = data.Split().groups(rows)
     answers = {prompts.completion_text(r): r["id"] for r in rows}
     group_of = {r["id"]: "seen" for r in groups.seen} | {r["id"]: "unseen" for r in groups.unseen}
-    for doc in probe.load_docs(shared_qa):
+    for doc in probe.load_mc_docs(shared_qa):
         others = [c for i, c in enumerate(doc["choices"]) if i != doc["gold"]]
         assert [group_of.get(answers[c]) for c in others] == [doc["group"]] * 3, doc["id"]
 
 
 def test_missing_embedding_model_is_a_clear_error(shared_qa, tmp_path):
     with pytest.raises(models.ModelError, match="sentence embedding model folder not found"):
-        probe.load_docs(shared_qa, embedding=str(tmp_path / "nope"))
+        probe.load_mc_docs(shared_qa, embedding=str(tmp_path / "nope"))
 
 
 # ------------------------------------------------------------------------------------------------ the scores
@@ -171,8 +171,8 @@ def test_results_reader_reads_the_probe(mc_run):
 @pytest.mark.slow
 def test_mc_options_are_the_same_in_every_process(mc_run, small_qa, fm5_cache):
     """Another process (fresh embedding computation, another cache) builds the very options lm_eval used."""
-    code = ("import json, sys; from harness_ext.probe import load_docs; "
-            "print(json.dumps({d['id']: [d['choices'], d['gold']] for d in load_docs(sys.argv[1])}))")
+    code = ("import json, sys; from harness_ext.probe import load_mc_docs; "
+            "print(json.dumps({d['id']: [d['choices'], d['gold']] for d in load_mc_docs(sys.argv[1])}))")
     env_cache = fm5_cache / "other-process"
     import os
 

@@ -60,11 +60,11 @@ def lm_eval_options(extra: list[str]):
 def main(args, extra: list[str]) -> int:
     import logging
 
-    from harness_ext.sweep import evaluate_all, parse_model_args
+    from harness_ext.sweep import base_model_args, evaluate_all
 
     logging.basicConfig(level=logging.WARNING)
     opts = lm_eval_options(extra)
-    model_args = parse_model_args(args.model_args)
+    model_args = base_model_args(args.model_args)
     tasks = [t for t in args.tasks.split(",") if t]
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
