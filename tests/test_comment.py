@@ -7,8 +7,8 @@ import json
 import pytest
 from markdown_it import MarkdownIt
 
-from conftest import fake_questions as _questions
-from conftest import write_fake_run
+from fakes import fake_questions as _questions
+from fakes import write_fake_run
 from fm5.cli import main as fm5
 from harness_ext.errors import UsageError
 from reports import comment as C

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_QA, fake_doc_items, fake_mc_questions, read_results, read_samples, write_fake_run, \
-    write_jsonl
+from conftest import REPO, SHARED_QA, read_results, read_samples, write_jsonl
+from fakes import fake_doc_items, fake_mc_questions, write_fake_run
 from harness_ext import continuation as C
 from harness_ext import data, metrics, models
 from harness_ext import markdown as md

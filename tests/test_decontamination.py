@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from conftest import fake_mc_questions, write_fake_run, write_jsonl
+from conftest import write_jsonl
+from fakes import fake_mc_questions, write_fake_run
 from harness_ext import data, decontamination
 from harness_ext.sentences import split_sentences, usable
 from reports import build as B

@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 import fuzz
-from conftest import REPO, write_fake_run, write_jsonl
-from conftest import fake_mc_questions as _mc_questions
-from conftest import fake_questions as _questions
+from conftest import REPO, write_jsonl
+from fakes import write_fake_run
+from fakes import fake_mc_questions as _mc_questions
+from fakes import fake_questions as _questions
 
 CASES = int(os.environ.get("FM5_FUZZ_CASES", "1000"))
 ALL = ("fm5_qa_open", "fm5_qa_closed", "fm5_qa_mc_open", "fm5_qa_mc_closed")

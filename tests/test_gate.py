@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from conftest import fake_mc_questions as _mc_questions
-from conftest import fake_questions as _questions
-from conftest import run_lm_eval, write_fake_run
+from fakes import fake_mc_questions as _mc_questions
+from fakes import fake_questions as _questions
+from conftest import run_lm_eval
+from fakes import write_fake_run
 from conftest import FM5
 from fm5.cli import main as fm5
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from browser import chromium, load_page
-from conftest import fake_mc_questions as _mc_questions
-from conftest import fake_questions as _questions
-from conftest import write_fake_run
+from fakes import fake_mc_questions as _mc_questions
+from fakes import fake_questions as _questions
+from fakes import write_fake_run
 from conftest import FM5
 from harness_ext import metrics
 from harness_ext.errors import UsageError
@@ -354,7 +354,7 @@ def test_runs_without_the_control_group_get_a_note(tmp_path, shared_rows):
 def two_probe_report(tmp_path_factory, shared_rows):
     """Base, a document-stage adapter and a final adapter on both probes (50 + 50 items each): the first screen has
     one figure per probe."""
-    from conftest import fake_doc_items
+    from fakes import fake_doc_items
 
     root, rows = tmp_path_factory.mktemp("first_screen"), shared_rows[:100]
     base = write_fake_run(root / "base", {"fm5_doc_mc": fake_doc_items(100, seed=1),
