@@ -168,7 +168,7 @@ def test_the_simulation_catches_mutants_of_the_rule(monkeypatch):
     real = knowledge.effect_of
 
     def mutant(**fields):
-        monkeypatch.setattr(K, "effect_of", lambda *a, **k: dataclasses.replace(real(*a, **k), **fields))
+        monkeypatch.setattr(knowledge, "effect_of", lambda *a, **k: dataclasses.replace(real(*a, **k), **fields))
 
     # 1. "learned" without the seen group's own gain: the unseen group falls, the seen one does not gain
     assert sim.simulate("skewed", n, n, 100)["learned"] <= 0.05
@@ -182,14 +182,14 @@ def test_the_simulation_catches_mutants_of_the_rule(monkeypatch):
     monkeypatch.undo()
     # 3. one-sided 5 % tests instead of 2.5 %: a style gain on both groups, so the seen test always passes
     real_rate = sim.simulate("style", n, n, 600)["any"]
-    monkeypatch.setattr(K, "ALPHA", 0.10)
+    monkeypatch.setattr(knowledge, "ALPHA", 0.10)
     mutant_rate = sim.simulate("style", n, n, 600)["any"]
     monkeypatch.undo()
     print(f"\none-sided 2.5 % vs 5 %: {real_rate:.4f} vs {mutant_rate:.4f}")
     assert real_rate <= _bound(0.05, 600) and mutant_rate - real_rate >= 0.025
     # 4. the raw statistics: a small seen group with a large spread against a large, tight unseen one
     real_rate = sim.simulate("unequal", n, 3 * n, 300)["any"]
-    monkeypatch.setattr(K, "effect_of", lambda *a, **k: real(*a, **{**k, "studentized": False}))
+    monkeypatch.setattr(knowledge, "effect_of", lambda *a, **k: real(*a, **{**k, "studentized": False}))
     mutant_rate = sim.simulate("unequal", n, 3 * n, 300)["any"]
     monkeypatch.undo()
     print(f"unequal groups, studentized vs raw: {real_rate:.4f} vs {mutant_rate:.4f}")
