@@ -55,7 +55,7 @@ def test_wheel_ships_the_task_folder_and_the_commands(tmp_path):
               "task.py", "README.md", "_fm5_qa_mc_template_yaml", "fm5_qa_mc_open.yaml", "fm5_qa_mc_closed.yaml",
               "fm5_qa_mc.yaml"):
         assert f"fm5_tasks/fm5_qa/{f}" in names
-    assert "harness_ext/data.py" in names and "training/configs/smollm2_cpu.yaml" in names
+    assert "harness_ext/data/split.py" in names and "training/configs/smollm2_cpu.yaml" in names
     assert "reports/templates/report.html.j2" in names
     assert {f"fm5/commands/{c}.py" for c in ("train", "eval", "report", "gate", "data", "tasks", "demo")} <= names
 
