@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness_ext import files
-from harness_ext.errors import Fm5Error
+from harness_ext.errors import Fm5Error, UsageError
 
 RUN_FILE = "fm5_run.json"
 STATE_FILE = "trainer_state.json"
@@ -282,3 +282,66 @@ def run_of_adapter(adapter: str | Path) -> RunRecord | None:
         if (folder / RUN_FILE).is_file():
             return read_run(folder)
     return None
+
+
+# ---------------------------------------------------------------------------- the split a run is evaluated on
+
+
+SPLIT_KEYS = {"test_size": "fm5_test_size", "seed": "fm5_split_seed", "seen_fraction": "fm5_seen_fraction"}
+
+
+def split_of_runs(adapters: list[Path], metadata: dict) -> tuple[dict, str]:
+    """The split to evaluate training runs on: the one their fm5_run.json records (test size, seed, seen fraction),
+    unless --metadata names it; refused (one line) when it would score a row a run trained on. Returns the task
+    metadata and a line saying where the split came from."""
+    from harness_ext import data
+
+    records = {}
+    for adapter in adapters:
+        record = run_of_adapter(adapter)
+        if record is not None and record.split.test_size is not None:
+            records[str(adapter_label(adapter)).split("/")[0]] = record
+    if not records:
+        return metadata, ""
+    given = {k for k, key in SPLIT_KEYS.items() if key in metadata} | ({"seed"} if "fm5_seed" in metadata else set())
+    settings = {(r.split.test_size, r.split.seed, r.split.seen_fraction) for r in records.values()}
+    note = "split: as given in --metadata"
+    if not given:
+        if len(settings) > 1:
+            raise UsageError(f"the training runs {', '.join(sorted(records))} were trained on different splits "
+                             f"{sorted(settings)}: evaluate them apart, or name one with --metadata fm5_test_size / "
+                             f"fm5_split_seed / fm5_seen_fraction")
+        (test_size, seed, seen_fraction), = settings
+        metadata = {**metadata, "fm5_test_size": test_size, "fm5_split_seed": seed,
+                    "fm5_seen_fraction": seen_fraction}
+        note = (f"split from {', '.join(sorted(records))}'s fm5_run.json: test_size {test_size}, split seed {seed}, "
+                f"seen fraction {seen_fraction}")
+    documents = {r.data_path for r in records.values() if r.document_only}
+    if documents and "fm5_document" not in metadata:
+        if len(documents) > 1 or len(documents) < len(records):
+            raise UsageError("the training runs were trained on different files: evaluate them apart")
+        if "fm5_data" in metadata:  # its split is over the document's texts: a QA file's passages may be trained ones
+            raise UsageError(f"{', '.join(sorted(records))}: trained on a document file alone "
+                             f"({next(iter(documents))}); evaluate it with --tasks fm5_doc_mc and without --data")
+        metadata = {**metadata, "fm5_document": next(iter(documents))}
+        note += f"; document file from fm5_run.json: {metadata['fm5_document']}"
+    rows = data.text_rows(data.load_documents(data.existing_file(metadata["fm5_document"], "fm5_document"))) \
+        if metadata.get("fm5_document") else data.load_qa(data.resolve_data_path(metadata.get("fm5_data")))
+    split = data.Split(float(metadata.get("fm5_test_size", data.DEFAULT_TEST_SIZE)),
+                       data.split_seed(metadata.get("fm5_split_seed"), metadata.get("fm5_seed")),
+                       float(metadata.get("fm5_seen_fraction", data.DEFAULT_SEEN_FRACTION)))
+    try:
+        test, unseen = split.test_ids(rows), split.groups(rows).unseen_ids
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for name, record in sorted(records.items()):
+        trained = test & (set(record.split.train_ids) | set(record.split.eval_ids))
+        if metadata.get("fm5_document"):
+            if not record.document_only:
+                raise UsageError(f"{name}: trained with a QA file, whose split says nothing about the texts of "
+                                 f"fm5_document; evaluate fm5_doc_mc on the QA file's passages (drop fm5_document)")
+            trained = unseen - set(record.split.test_unseen_ids)  # every text but its unseen ones was trained on
+        if trained:
+            raise UsageError(f"{name}: this split would score {len(trained)} row(s) the run trained on (e.g. "
+                             f"{', '.join(sorted(trained)[:3])}); evaluate it on the split in its fm5_run.json")
+    return metadata, note

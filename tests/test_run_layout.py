@@ -1,4 +1,5 @@
-"""`fm5 eval` of a training run evaluates on the run's own split (harness_ext.sweep.split_of_runs): no model needed."""
+"""harness_ext.run_layout: the split a training run is evaluated on (`split_of_runs`, what `fm5 eval` uses): no model
+needed."""
 
 import json
 
@@ -6,7 +7,7 @@ import pytest
 
 from harness_ext import data
 from harness_ext.errors import UsageError
-from harness_ext.sweep import split_of_runs
+from harness_ext.run_layout import split_of_runs
 
 
 def _run(folder, rows, test_size, seed):
