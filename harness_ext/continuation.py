@@ -38,7 +38,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from harness_ext import data, metrics, probe
+from harness_ext import data, embeddings, metrics, probe
 from harness_ext.sentences import MAX_WORDS, MIN_WORDS, split_sentences, usable  # noqa: F401 (this probe's rules)
 
 MAX_ITEMS = 4  # items per passage
@@ -74,7 +74,7 @@ def _hash(seed: int, key: str) -> int:
 def build_items(units: list[Unit], k: int, embed, seed: int = data.DEFAULT_SEED,
                 where: str | os.PathLike = "<document>") -> list[dict]:
     """Task documents ``{id, item, group, context, choices, gold, distractor_ids}`` (the passages the distractors come from) for ``units``; ``embed``: texts
-    -> unit vectors (``probe.embed``). Pure apart from ``embed``."""
+    -> unit vectors (``embeddings.embed``). Pure apart from ``embed``."""
     import numpy as np
 
     k = probe.distractor_count(k)
@@ -141,4 +141,4 @@ def load_doc_docs(path=None, document=None, test_size: float = data.DEFAULT_TEST
     else:
         source = data.resolve_data_path(path)
         units = qa_units(data.load_qa(source), split)
-    return build_items(units, k, lambda texts: probe.embed(texts, embedding), seed, source), str(source)
+    return build_items(units, k, lambda texts: embeddings.embed(texts, embedding), seed, source), str(source)

@@ -20,7 +20,7 @@ by ``fm5 report`` (the same rules recomputed on what a run read, a warning namin
   about the same subject in other words ("CCIRs ... are key pieces of information a commander needs" ~ "staffs
   recommend information requirements for commanders to designate as CCIRs" 0.85-0.84).
 
-Pure apart from ``embed`` (texts -> unit vectors, e.g. ``probe.embed``), which callers pass in.
+Pure apart from ``embed`` (texts -> unit vectors, e.g. ``embeddings.embed``), which callers pass in.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def shares_long_span(text: str, withheld: set[tuple[str, ...]], n: int = SPAN_WO
 def near_duplicates(candidates: list[dict], test: list[dict], embed=None) -> dict[str, tuple[str, str]]:
     """Rows of ``candidates`` that are near-duplicates of a held-out row of ``test``: ``{candidate id: (test id,
     why)}``. Lexical: the questions or the answers share a NEAR_SPAN_WORDS-word span. With ``embed`` (texts ->
-    unit vectors, e.g. ``probe.embed``), also: question or answer cosine >= NEAR_COSINE, or question cosine >=
+    unit vectors, e.g. ``embeddings.embed``), also: question or answer cosine >= NEAR_COSINE, or question cosine >=
     NEAR_QUESTION_COSINE with answer cosine >= NEAR_ANSWER_COSINE. The first reason found is given."""
     found = {}
     if not candidates or not test:

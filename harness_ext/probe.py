@@ -28,9 +28,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
-from harness_ext import data, metrics, models, prompts
+from harness_ext import data, embeddings, metrics, prompts
 from harness_ext.errors import UsageError
 
 MAX_COSINE = 0.95
@@ -59,36 +58,6 @@ def distractor_count(value) -> int:
 
 def _hash(seed: int, row_id: str) -> int:
     return int(hashlib.sha256(f"fm5-mc:{seed}:{row_id}".encode()).hexdigest(), 16)
-
-
-@lru_cache(maxsize=4)
-def _embeddings(texts: tuple[str, ...], model_path: str):
-    """Answer embeddings, computed once per file and model and kept in ``$FM5_CACHE/embeddings`` (~15 s for 500
-    answers on 2 CPU cores; both probe tasks and every model of a sweep reuse them)."""
-    import numpy as np
-
-    key = hashlib.sha256("\x00".join((str(model_path), *texts)).encode()).hexdigest()[:24]
-    path = models.cache_root() / "embeddings" / f"{key}.npy"
-    if path.is_file():
-        try:
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                return vectors
-        except (OSError, ValueError):
-            pass  # a damaged entry: compute it again
-    vectors = models.sentence_embeddings(list(texts), model_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, vectors)
-    os.replace(tmp, path)
-    return vectors
-
-
-def embed(texts: tuple[str, ...], embedding: str | None = None):
-    """Unit vectors of ``texts`` under the probe's sentence embedding (the packaged all-MiniLM-L6-v2 by default),
-    cached like the answers' (the decontamination rule, ``data.near_duplicates``, uses them)."""
-    return _embeddings(tuple(texts), models.probe_embedding_model(embedding)["model"])
 
 
 def hard_negatives(emb, gold: int, pool, normalized, tie, k: int, taken=()) -> list[int]:
@@ -158,8 +127,8 @@ def load_mc_docs(path=None, test_size: float = data.DEFAULT_TEST_SIZE, seed: int
     rows = data.load_qa(resolved)
     groups = data.Split(test_size, seed, seen_fraction).groups(rows)
     unseen = groups.unseen_ids
-    model = models.probe_embedding_model(embedding)
-    vectors = _embeddings(tuple(prompts.completion_text(r) for r in rows), model["model"])
+    model = embeddings.embedding_model(embedding)
+    vectors = embeddings.cached(tuple(prompts.completion_text(r) for r in rows), model["model"])
     by_id = {r["id"]: "unseen" if r["id"] in unseen else "seen" for r in groups.test}
     items = build_items(rows, groups.test, k, vectors, seed, resolved, by_id)
     return [{**data.test_doc(r, unseen), "choices": list(items[r["id"]].choices), "gold": items[r["id"]].gold}

@@ -157,7 +157,7 @@ def training_leaks(record: run_layout.RunRecord, questions: dict, passages: dict
     QA training rows' questions and answers and the document stage's texts against the sentences the probe scored in
     unseen passages (seen passages are meant to be read)."""
     from harness_ext import data
-    from harness_ext.probe import embed
+    from harness_ext.embeddings import embed
 
     unseen = [(q.id, s) for q in passages.values() if q.group == "unseen" for s in q.sentences]
     if not (questions or unseen) or not (record.split.train_ids or record.corpus):

@@ -196,7 +196,7 @@ def test_document_corpus_keeps_out_everything_unseen(shared_rows, shared_qa, tmp
 def test_near_duplicates_of_held_out_rows_are_dropped_not_blanked(shared_rows):
     """The three near-paraphrases the audit found (each a training row whose passage was blanked for sharing a span
     with an unseen passage, its question and answer kept) are dropped, with the rule that caught them."""
-    from harness_ext.probe import embed
+    from harness_ext.embeddings import embed
 
     inputs = training_inputs(shared_rows, Split(), document_stage=True, embed=embed)
     kept = {r["id"] for r in inputs.train + inputs.eval}

@@ -29,7 +29,7 @@ def test_continuation_rule_spans_and_short_sentences():
 def test_continuation_rule_embedding_catches_a_paraphrase_of_the_shared_file(shared_rows):
     """The closest pair of the shared file's training and unseen sentences read for the threshold: a restatement of
     an unseen sentence (no 8 words in common) is caught, a sentence on the same subject (CCIRs) is not."""
-    from harness_ext.probe import embed
+    from harness_ext.embeddings import embed
 
     scored = [("fm5-0256", "Reframing involves revisiting earlier hypotheses, conclusions, and decisions that "
                            "underpin the current operational approach."),
@@ -66,7 +66,7 @@ def test_training_inputs_leave_no_lexical_leak_into_the_continuation_probe(share
 @pytest.fixture(scope="module")
 def clean_inputs(shared_rows):
     """What `fm5 train` reads on the embedded config's split: every rule, the embedding parts included."""
-    from harness_ext.probe import embed
+    from harness_ext.embeddings import embed
 
     return data.training_inputs(shared_rows, SPLIT, document_stage=True, max_document_rows=100, embed=embed)
 

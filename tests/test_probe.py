@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO, read_results, read_samples, run_lm_eval, write_jsonl
 from conftest import FM5
-from harness_ext import data, metrics, models, probe, prompts
+from harness_ext import data, embeddings, metrics, models, probe, prompts
 from harness_ext.errors import UsageError
 from harness_ext.results import load_run, per_question
 
@@ -74,10 +74,10 @@ def test_too_few_rows_and_bad_k_are_one_line_errors(tmp_path):
 
 def test_load_docs_on_the_shared_file(shared_qa, tmp_path, monkeypatch):
     monkeypatch.setenv("FM5_CACHE", str(tmp_path))  # a cache of its own: other tests fill the session's
-    probe._embeddings.cache_clear()
+    embeddings.cached.cache_clear()
     docs = probe.load_mc_docs(shared_qa)
     (cached,) = tmp_path.glob("embeddings/*.npy")
-    probe._embeddings.cache_clear()
+    embeddings.cached.cache_clear()
     again = probe.load_mc_docs(shared_qa)  # from the file this time
     assert docs == again and len(docs) == 50 and cached.stat().st_size > 500 * 384 * 4
     _, test = data.Split().apply(data.load_qa(shared_qa))

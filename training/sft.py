@@ -54,7 +54,7 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path 
 def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[str]) -> fm5_data.TrainingInputs:
     """What training may read (harness_ext.data.training_inputs) for these settings, near-duplicates of held-out
     rows dropped under the probe's sentence embedding, logged."""
-    from harness_ext.probe import embed
+    from harness_ext.embeddings import embed
 
     try:
         inputs = fm5_data.training_inputs(
@@ -100,7 +100,7 @@ class Checked:
 def check_inputs(script: ScriptArguments) -> Checked:
     """Step 1 of training, before touching the output dir or loading weights: the data, the split and its halves,
     the QA rows, the document corpus, the model's config and LoRA targets."""
-    from harness_ext.probe import embed
+    from harness_ext.embeddings import embed
 
     if not script.qa:  # a document file alone: its texts are the rows of the split
         data_path = fm5_data.existing_file(script.document, "--document")

@@ -18,7 +18,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
-from harness_ext import continuation, data, metrics, models, probe, prompts
+from harness_ext import continuation, data, embeddings, metrics, models, probe, prompts
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class FM5MCTask(_FM5Task):
         meta = self.config.metadata
         meta["fm5_mc_distractors"] = probe.distractor_count(meta.get("fm5_mc_distractors", probe.DEFAULT_DISTRACTORS))
         # recorded in the results: the options depend on them (fm5_mc_embedding itself may be a local path)
-        meta["fm5_mc_embedding_model"] = models.probe_embedding_model(meta.get("fm5_mc_embedding"))["name"]
+        meta["fm5_mc_embedding_model"] = embeddings.embedding_model(meta.get("fm5_mc_embedding"))["name"]
         meta["fm5_mc_max_cosine"] = probe.MAX_COSINE
 
     def construct_requests(self, doc, ctx, **kwargs):
