@@ -42,7 +42,11 @@ def main() -> None:
     p.add_argument("--config", default=str(REPO / "training" / "configs" / "smollm2_cpu.yaml"))
     args = p.parse_args()
 
+    # everything this process imports, imported now: a run takes hours, and a module read later from a checkout
+    # edited in the meantime would not match the ones already loaded (leave the checkout alone while it runs; the
+    # fm5 subprocesses read it too, and lm-eval reads the task hooks from the installed checkout)
     from harness_ext.models import packaged_smollm2
+    from reports.build import build
 
     pretrained, gguf = packaged_smollm2()
     out = Path(args.out)
@@ -67,8 +71,6 @@ def main() -> None:
         if not ok:
             print(json.dumps({"seed": seed, "status": "failed", "log": str(log)}), flush=True)
             continue
-        from reports.build import build
-
         report = build([str(evals)], str(evals / "base"))
         rows = {(d.model, d.metric): d for d in report.did}
         print(json.dumps({
