@@ -107,23 +107,6 @@ def fake_doc_items(n_passages=30, items=3, seed=0, stored=0.0):
     return out
 
 
-LLAMA3_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
-    "{%- set date_string = strftime_now('%d %b %Y') %}{%- else %}{%- set date_string = '26 Jul 2024' %}{%- endif %}"
-    "{%- endif %}"
-    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content']|trim %}"
-    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
-    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
-    "{{- 'Cutting Knowledge Date: December 2023\\n' }}{{- 'Today Date: ' + date_string + '\\n\\n' }}"
-    "{{- system_message }}{{- '<|eot_id|>' }}"
-    "{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
-    " + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
-)
-LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
-
-
 def fake_questions(rows, keep=0.6, seed=0, nll_per_token=1.5, wrong=False):
     """Answers that keep about `keep` of the gold words (seeded noise), and NLLs around `nll_per_token`."""
     rng = random.Random(seed)
