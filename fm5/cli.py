@@ -8,7 +8,7 @@ import argparse
 import sys
 
 
-EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BAD_INPUT = 2  # 0 ok and 1 regression are what the commands return
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,11 +8,10 @@ import sys
 
 import pytest
 
+from conftest import FM5, run_lm_eval
 from fakes import fake_mc_questions as _mc_questions
 from fakes import fake_questions as _questions
-from conftest import run_lm_eval
 from fakes import write_fake_run
-from conftest import FM5
 from fm5.cli import main as fm5
 
 TASKS = ("fm5_qa_open", "fm5_qa_closed")
