@@ -114,11 +114,11 @@ def simulate(null: str, n_seen: int, n_unseen: int, runs: int, models: int = 1, 
     """Rates of false claims over ``runs`` null runs, each through reports.sections.knowledge_view."""
     import numpy as np
 
-    from harness_ext import knowledge
+    from harness_ext import claims
     from reports import sections
 
     rng = np.random.default_rng([seed, n_seen, n_unseen, (NULLS + OTHERS).index(null)])
-    declared = [(knowledge.Primary("final", *knowledge.STORED), "the default"), (knowledge.Primary(), "the default")]
+    declared = [(claims.Primary("final", *claims.STORED), "the default"), (claims.Primary(), "the default")]
     counts = np.zeros(3)
     for _ in range(runs):
         base, others = model_runs(rng, null, n_seen, n_unseen, models)

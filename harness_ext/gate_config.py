@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness_ext import knowledge
+from harness_ext import claims
 from harness_ext import results
 from harness_ext.errors import UsageError
 from harness_ext.files import number, read_yaml
@@ -73,7 +73,7 @@ def load_config(path: str | None) -> dict:
             rule = _mapping(value, where)
             if set(rule) - {"task", "metric", "tolerance"} or "metric" not in rule:
                 raise UsageError(f"{where}: must be {{task: T, metric: M, tolerance: {{absolute: X}}}}")
-            config[key] = {"task": _names([rule.get("task", knowledge.PRIMARY[0])], f"{where}.task")[0],
+            config[key] = {"task": _names([rule.get("task", claims.PRIMARY[0])], f"{where}.task")[0],
                            "metric": _metric(rule["metric"], f"{where}.metric"),
                            "tolerance": _spec(rule.get("tolerance", {"absolute": 0}), f"{where}.tolerance")}
     return config

@@ -140,7 +140,7 @@ class RunRecord:
     torch_threads: int | None = None
     patches: dict = field(default_factory=dict)
     decontamination: dict = field(default_factory=dict)  # data.TrainingInputs.decontamination
-    primary: str | None = None  # the declared comparison, MODEL:TASK:METRIC (knowledge.Primary)
+    primary: str | None = None  # the declared comparison, MODEL:TASK:METRIC (claims.Primary)
     stored: str | None = None  # the declared continuation-probe comparison (the verdict's first line)
     declared_at: str | None = None  # when it was declared: before the first training step (PLAN_FILE)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness_ext import ALL_TASKS
-from harness_ext import knowledge
+from harness_ext import claims, knowledge
 from harness_ext import results
 from harness_ext import run_layout
 from harness_ext.stats import holm
@@ -102,7 +102,7 @@ def _with_interval(metric: str, est: knowledge.Estimate) -> str:
     return f"{_fmt_est(metric, est.value)} [{_fmt_est(metric, est.low)}, {_fmt_est(metric, est.high)}]"
 
 
-def primary_model(others: list[results.ModelRun], primary: knowledge.Primary) -> results.ModelRun | None:
+def primary_model(others: list[results.ModelRun], primary: claims.Primary) -> results.ModelRun | None:
     """The model the declared comparison is about: the first with that role in its training run (``final``,
     ``document``, ``checkpoint-N``), preferring one whose training record is at hand."""
     matching = [r for r in others if run_layout.label_role(r.label) == primary.model]
@@ -131,7 +131,7 @@ def _split_differs(target: results.ModelRun, task: str, tr: results.TaskRun) -> 
             f"record ({'; '.join(what)}): evaluate with the split fm5_run.json records (fm5 eval does by default).")
 
 
-def _line(base: results.ModelRun, others: list[results.ModelRun], comparison: knowledge.Primary, source: str,
+def _line(base: results.ModelRun, others: list[results.ModelRun], comparison: claims.Primary, source: str,
           required: bool, n_permutations: int = knowledge.DEFAULT_PERMUTATIONS):
     """One declared comparison as a verdict line: (its Verdict, the model, the effect), or None when the comparison
     is optional (``required`` False: the stored line) and its task was not evaluated. No verdict when the split
@@ -143,13 +143,13 @@ def _line(base: results.ModelRun, others: list[results.ModelRun], comparison: kn
     differs = _split_differs(target, comparison.task, to) if to else ""
     eff = knowledge.effect(tb, to, comparison.metric, n_permutations=n_permutations) \
         if tb and to and comparison.metric in tb.aggregate and not differs else None
-    sentence, css = (differs, knowledge.UNTESTED) if differs else knowledge.verdict(eff, comparison.metric, comparison.task)
-    if source.startswith(POST_HOC) and css != knowledge.UNTESTED:
+    sentence, css = (differs, claims.UNTESTED) if differs else claims.verdict(eff, comparison.metric, comparison.task)
+    if source.startswith(POST_HOC) and css != claims.UNTESTED:
         sentence, css = f"Post hoc (named after the run, not a confirmatory test): {sentence}", "ns"
-    return Verdict(target.label, str(comparison), source, sentence, css, knowledge.line_of(comparison.task)), target, eff
+    return Verdict(target.label, str(comparison), source, sentence, css, claims.line_of(comparison.task)), target, eff
 
 
-def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared: list[tuple[knowledge.Primary, str]],
+def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared: list[tuple[claims.Primary, str]],
                n_permutations: int = knowledge.DEFAULT_PERMUTATIONS):
     """The verdict: (headline, lines, {(model label, task, metric): css} of the declared rows, notes). ``declared``: the stored
     comparison (continuation probe), then the usable one (the question probe, the run's ``primary``). Without the
@@ -166,10 +166,10 @@ def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared:
         return v, [], {(v.model, comparison.task, comparison.metric): v.css}, []
     (sv, _, _), (uv, _, ueff) = s, u
     if sv.css != "up":
-        told = "needs seen and unseen questions" if ueff is None else knowledge.describe(ueff, usable.metric, usable.task)
+        told = "needs seen and unseen questions" if ueff is None else claims.describe(ueff, usable.metric, usable.task)
         uv = Verdict(uv.model, uv.comparison, uv.source, f"Not tested: the question line is tested only when the "
                      f"stored line holds (fixed sequence); {told}.", "ns", "usable")
-    summary, css = knowledge.two_lines(sv.css, uv.css)
+    summary, css = claims.two_lines(sv.css, uv.css)
     if any(v.source.startswith(POST_HOC) for v in (sv, uv)):
         summary, css = f"Post hoc (a comparison named after the run): {summary}", "ns"
     headline = Verdict(sv.model if sv.model == uv.model else f"{sv.model}, {uv.model}",
@@ -184,7 +184,7 @@ PROBE_TITLES = {"stored": "Stored? The continuation probe", "usable": "Usable? T
 
 
 def first_screen(base: results.ModelRun, effects: list[tuple],
-                 declared: list[tuple[knowledge.Primary, str]]) -> list[GainFigure]:
+                 declared: list[tuple[claims.Primary, str]]) -> list[GainFigure]:
     """The report's first screen: one figure per declared comparison that was evaluated (the stored line's probe,
     then the usable line's), each model's seen and unseen change from the base with the intervals of the verdict's
     tests (``knowledge_view``'s effects: the same numbers)."""
@@ -196,7 +196,7 @@ def first_screen(base: results.ModelRun, effects: list[tuple],
             continue
         n_seen, n_unseen = rows[0][1].did.n_seen, rows[0][1].did.n_unseen
         unit = "passages" if base.tasks[comparison.task].family == "doc" else "questions"
-        figure = gains(f"{PROBE_TITLES[knowledge.line_of(comparison.task)]}: {comparison.task} {comparison.metric}",
+        figure = gains(f"{PROBE_TITLES[claims.line_of(comparison.task)]}: {comparison.task} {comparison.metric}",
                        f"Change from the base ({base.label}) per model, with the 95 % intervals of the verdict's "
                        f"tests; {n_seen} seen / {n_unseen} unseen {unit}.",
                        [(label, {g: (e.value, e.low, e.high) for g, e in (("seen", eff.seen), ("unseen", eff.unseen))})
@@ -221,7 +221,7 @@ class KnowledgeView:
 
 
 def knowledge_view(base: results.ModelRun, others: list[results.ModelRun],
-                   declared: list[tuple[knowledge.Primary, str]],
+                   declared: list[tuple[claims.Primary, str]],
                    n_permutations: int = knowledge.DEFAULT_PERMUTATIONS) -> KnowledgeView:
     """The verdict (``verdict_of``); every model x metric as an exploratory diff-in-diff row (randomization p-values
     Holm-adjusted over the family, the declared rows apart); the gap closure; the probe's transitions.
@@ -249,7 +249,7 @@ def knowledge_view(base: results.ModelRun, others: list[results.ModelRun],
             css, p_holm = declared_rows[(run.label, task, metric)], "declared"
         else:
             sign = (1 if eff.did.value > 0 else -1) * (1 if better else -1)
-            css, p_holm = (_css(sign) if adjusted[i] < knowledge.ALPHA else "ns"), f"{adjusted[i]:.3g}"
+            css, p_holm = (_css(sign) if adjusted[i] < claims.ALPHA else "ns"), f"{adjusted[i]:.3g}"
         did_rows.append(DidRow(run.label, task, metric, "↑" if better else "↓", _with_interval(metric, eff.seen),
                                _with_interval(metric, eff.unseen),
                                Cell(_fmt_est(metric, eff.did.value), css,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from harness_ext import knowledge
+from harness_ext import claims, knowledge
 from harness_ext import metrics
 from harness_ext.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -37,11 +37,11 @@ def test_diff_in_diff_matches_a_direct_bootstrap():
     assert (est.low, est.high) == pytest.approx((low, high), abs=1e-9)
     assert est.direction == 1 and (est.n_seen, est.n_unseen) == (25, 23)
     # the verdict needs MIN_PER_GROUP questions per group
-    assert knowledge.verdict(knowledge.effect_of("margin", *_data(n_seen=45, n_unseen=43)))[0].startswith("Learned the document (95 %)")
+    assert claims.verdict(knowledge.effect_of("margin", *_data(n_seen=45, n_unseen=43)))[0].startswith("Learned the document (95 %)")
     # only style: both groups gain alike, no evidence
     bs, ms, bu, mu = _data(seed=1, effect=0.0)
     assert knowledge.diff_in_diff("margin", bs, ms, bu, mu).direction == 0
-    assert knowledge.verdict(knowledge.effect_of("margin", *_data(seed=1, n_seen=45, n_unseen=43, effect=0.0)))[0].startswith(
+    assert claims.verdict(knowledge.effect_of("margin", *_data(seed=1, n_seen=45, n_unseen=43, effect=0.0)))[0].startswith(
         "No evidence")
 
 
@@ -100,7 +100,7 @@ def test_learned_needs_the_seen_gain_too():
     ms, mu = bs - 0.3 + rng.normal(0, 0.1, 45), bu - 1.0 + rng.normal(0, 0.1, 45)
     eff = knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu)))
     assert eff.did.direction == 1 and eff.p_did_better < 0.025 and eff.seen.value < 0
-    sentence, css = knowledge.verdict(eff)
+    sentence, css = claims.verdict(eff)
     assert not sentence.startswith("Learned") and css == "ns"
     assert sentence.startswith("Seen questions moved more than unseen ones, but the seen questions did not")
     assert "seen questions -0.30" in sentence and "unseen -1.00" in sentence  # both gains, with their intervals
@@ -108,15 +108,15 @@ def test_learned_needs_the_seen_gain_too():
 
 def test_too_few_questions_per_group_give_no_verdict():
     bs, ms, bu, mu = _data(n_seen=6, n_unseen=10, effect=1.5)
-    sentence, css = knowledge.verdict(knowledge.effect_of("margin", bs, ms, bu, mu))
-    assert sentence.startswith(f"Too few questions for a verdict (at least {knowledge.MIN_PER_GROUP} per group)")
-    assert css == knowledge.UNTESTED and "6 seen / 10 unseen" in sentence
+    sentence, css = claims.verdict(knowledge.effect_of("margin", bs, ms, bu, mu))
+    assert sentence.startswith(f"Too few questions for a verdict (at least {claims.MIN_PER_GROUP} per group)")
+    assert css == claims.UNTESTED and "6 seen / 10 unseen" in sentence
 
 
 def test_randomization_tests_hold_their_level_at_six_questions():
     """Under the null (no group difference, no gain) the one-sided tests reject at most 2.5 % of the time at n = 6
     seen / 10 unseen, where a percentile bootstrap does not (measured here: printed)."""
-    from harness_ext import stats
+    from harness_ext import randomization
 
     rng = np.random.default_rng(7)
     runs, did_rejects, seen_rejects, boot_rejects = 400, 0, 0, 0
@@ -124,8 +124,8 @@ def test_randomization_tests_hold_their_level_at_six_questions():
         base = rng.normal(0.6, 0.8, 16)
         model = base + rng.standard_t(3, 16) * 0.4  # heavy-tailed changes, no effect
         bs, ms, bu, mu = (list(map(float, v)) for v in (base[:6], model[:6], base[6:], model[6:]))
-        did_rejects += stats.randomization_did("mean", bs, ms, bu, mu, seed=i).p_greater < 0.025
-        seen_rejects += stats.sign_flip("mean", bs, ms, seed=i).p_greater < 0.025
+        did_rejects += randomization.randomization_did("mean", bs, ms, bu, mu, seed=i).p_greater < 0.025
+        seen_rejects += randomization.sign_flip("mean", bs, ms, seed=i).p_greater < 0.025
         boot_rejects += knowledge.diff_in_diff("margin", bs, ms, bu, mu, n_resamples=2000, seed=i).low > 0
     print(f"\nnull rejection at 6 + 10 questions, one-sided 2.5 %: randomization DiD {did_rejects / runs:.3f}, "
           f"sign flip {seen_rejects / runs:.3f}, percentile bootstrap DiD {boot_rejects / runs:.3f}")
@@ -153,7 +153,7 @@ def test_the_report_holds_its_level_at_the_minimum_group_size(null):
     """At MIN_PER_GROUP questions per group, through the report's code: "learned" in at most 2.5 % of null runs, any
     false 95 % sentence in at most 5 % (each plus its simulation error), with a style gain on both groups (normal)
     and with a seen gain of mean 0 made of small gains and rare large losses while the unseen group falls."""
-    sim, n, runs = _simulation(), knowledge.MIN_PER_GROUP, 400
+    sim, n, runs = _simulation(), claims.MIN_PER_GROUP, 400
     rates = sim.simulate(null, n, n, runs)
     print(f"\n{n} + {n} {null}: {rates}")
     assert rates["learned"] <= _bound(0.025, runs) and rates["any"] <= _bound(0.05, runs)
@@ -164,7 +164,7 @@ def test_the_simulation_catches_mutants_of_the_rule(monkeypatch):
     """Each weakening of the verdict's rule shows in the simulation: the seen-gain condition dropped, one-sided 5 %
     tests, the negative claim without its seen-loss condition, the raw (unstudentized) statistics under unequal groups
     and spreads. Each mutant against the real rule on the same simulated runs."""
-    sim, n = _simulation(), knowledge.MIN_PER_GROUP
+    sim, n = _simulation(), claims.MIN_PER_GROUP
     real = knowledge.effect_of
 
     def mutant(**fields):
@@ -201,7 +201,7 @@ def test_the_exploratory_family_can_reject_and_holds_its_level():
     """Five correlated adapters x three metrics, Holm over the 14 exploratory rows, 2,000 permutations per test (the
     smallest two-sided p, 2/2001, lies below Holm's first threshold 0.05/14): a real effect is flagged, a null one in
     at most 5 % of runs."""
-    sim, n = _simulation(), knowledge.MIN_PER_GROUP
+    sim, n = _simulation(), claims.MIN_PER_GROUP
     assert sim.simulate("learned", n, n, 20, models=5)["family"] == 1.0
     rates = sim.simulate("normal", n, n, 150, models=5)
     print(f"\nexploratory family under the null: {rates}")
@@ -244,21 +244,21 @@ def test_worse_needs_the_seen_group_to_lose():
     ms, mu = bs + 0.3 + rng.normal(0, 0.1, 40), bu + 1.0 + rng.normal(0, 0.1, 40)
     eff = knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu)))
     assert eff.p_did_worse < 0.025 and eff.seen.direction == 1
-    sentence, css = knowledge.verdict(eff)
+    sentence, css = claims.verdict(eff)
     assert css == "ns" and sentence.startswith("Seen questions moved less than unseen ones, but the seen questions "
                                                "did not themselves get worse")
     ms = bs - 0.5 + rng.normal(0, 0.1, 40)
-    sentence, css = knowledge.verdict(knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu))))
+    sentence, css = claims.verdict(knowledge.effect_of("margin", *(list(map(float, v)) for v in (bs, ms, bu, mu))))
     assert css == "down" and sentence.startswith("Worse on what it read (95 %): the seen questions got worse")
 
 
 def test_two_lines_say_only_what_was_tested():
-    sentence, css = knowledge.two_lines("up", "ns")
+    sentence, css = claims.two_lines("up", "ns")
     assert "no evidence that it answers questions about it better" in sentence and "does not answer" not in sentence
-    sentence, css = knowledge.two_lines("up", knowledge.UNTESTED)  # too few questions, or none: nothing about questions
+    sentence, css = claims.two_lines("up", claims.UNTESTED)  # too few questions, or none: nothing about questions
     assert css == "up" and "answers" not in sentence and "no verdict" in sentence
-    sentence, css = knowledge.two_lines(knowledge.UNTESTED, "ns")
-    assert css == knowledge.UNTESTED and sentence.startswith("No verdict on storage")
+    sentence, css = claims.two_lines(claims.UNTESTED, "ns")
+    assert css == claims.UNTESTED and sentence.startswith("No verdict on storage")
 
 
 def test_gap_closure_counts_only_the_gain_on_what_was_read():
@@ -278,4 +278,4 @@ def test_gap_closure_counts_only_the_gain_on_what_was_read():
 def test_transitions():
     t = knowledge.transitions([True, True, False, False, False], [True, False, True, False, True])
     assert t == {"learned": 2, "forgotten": 1, "still known": 1, "still unknown": 1}
-    assert knowledge.verdict(None)[0].startswith("No verdict")
+    assert claims.verdict(None)[0].startswith("No verdict")

@@ -264,7 +264,7 @@ def test_probe_tables_and_knowledge_rows(tmp_path, shared_rows):
 
 def test_knowledge_verdict_from_the_control_group(tmp_path, shared_rows):
 
-    rows = shared_rows[:100]  # 50 + 50: at least knowledge.MIN_PER_GROUP per group
+    rows = shared_rows[:100]  # 50 + 50: at least claims.MIN_PER_GROUP per group
     base = write_fake_run(tmp_path / "base", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.3),
                                               "fm5_qa_mc_open": _mc_questions(rows, skill=2.0)})
     learned = write_fake_run(tmp_path / "learned", {"fm5_qa_mc_closed": _mc_questions(rows, skill=0.5, knowledge=1.5),

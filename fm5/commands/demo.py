@@ -1,7 +1,7 @@
 """`fm5 demo`: the whole loop on the packaged default models, sized for 2 CPU cores and 7 minutes: train a small
 document + QA LoRA adapter (training/configs/smollm2_cpu.yaml on the notebook's 10 % split, fewer texts and rows) ->
 `fm5 eval` of the base, the document stage's adapter and the final adapter on the declared comparison's task, the
-closed-book probe, over 30 test questions (15 seen + 15 unseen: below the verdict's knowledge.MIN_PER_GROUP, so its
+closed-book probe, over 30 test questions (15 seen + 15 unseen: below the verdict's claims.MIN_PER_GROUP, so its
 line says "Too few questions" with the numbers; the demo shows the pipeline within its budget, not a result) -> HTML
 report, whose first line is that comparison's verdict line (seen vs unseen questions). The budget is measured on 2
 cores, see README "The demo's budget". Library warnings and log records go to OUTPUT/fm5-demo.log; the stage lines,
@@ -62,7 +62,7 @@ def main(args) -> int:
 
     from harness_ext import data as fm5_data
     from harness_ext import models, sweep
-    from harness_ext.knowledge import Primary
+    from harness_ext.claims import Primary
     from harness_ext.files import write_atomic
     from reports.build import build
     from reports.render import render_html, render_markdown
