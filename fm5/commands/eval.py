@@ -28,11 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "without it they are kept and skipped")
 
 
-def lm_eval_options(extra: list[str]):
-    """The pass-through flags as a harness_ext.sweep.LmEvalOptions; anything else is a one-line error."""
-    from harness_ext.errors import UsageError
-    from harness_ext.sweep import LmEvalOptions
-
+def pass_through_parser() -> argparse.ArgumentParser:
+    """The lm-eval flags `fm5 eval` passes through (PASS_THROUGH)."""
     p = argparse.ArgumentParser(prog="fm5 eval", add_help=False)
     p.add_argument("--limit", type=float)
     p.add_argument("--batch_size", default="8")
@@ -42,7 +39,15 @@ def lm_eval_options(extra: list[str]):
     p.add_argument("--metadata", default="{}")
     p.add_argument("--device")
     p.add_argument("--data")
-    opts, unknown = p.parse_known_args(extra)
+    return p
+
+
+def lm_eval_options(extra: list[str]):
+    """The pass-through flags as a harness_ext.sweep.LmEvalOptions; anything else is a one-line error."""
+    from harness_ext.errors import UsageError
+    from harness_ext.sweep import LmEvalOptions
+
+    opts, unknown = pass_through_parser().parse_known_args(extra)
     if unknown:
         raise UsageError(f"fm5 eval: unsupported option(s) {' '.join(unknown)}")
     try:
