@@ -75,25 +75,28 @@ def shares_long_span(text: str, withheld: set[tuple[str, ...]], n: int = SPAN_WO
     return any(tuple(w[i : i + m]) in withheld for m in lengths for i in range(len(w) - m + 1))
 
 
-def near_duplicates(candidates: list[dict], test: list[dict], embed=None) -> dict[str, tuple[str, str]]:
+def near_duplicates(candidates: list[dict], test: list[dict], embed=None,
+                    fields: tuple[str, ...] = ("question", "answer")) -> dict[str, tuple[str, str]]:
     """Rows of ``candidates`` that are near-duplicates of a held-out row of ``test``: ``{candidate id: (test id,
     why)}``. Lexical: the questions or the answers share a NEAR_SPAN_WORDS-word span. With ``embed`` (texts ->
     unit vectors, e.g. ``embeddings.embed``), also: question or answer cosine >= NEAR_COSINE, or question cosine >=
-    NEAR_QUESTION_COSINE with answer cosine >= NEAR_ANSWER_COSINE. The first reason found is given."""
+    NEAR_QUESTION_COSINE with answer cosine >= NEAR_ANSWER_COSINE. The first reason found is given. ``fields=
+    ("question",)`` applies the question's rules alone (a span, cosine >= NEAR_COSINE): the rule for study questions
+    on the seen side, whose answers may quote their passage as the held-out answers do."""
     found = {}
     if not candidates or not test:
         return found
-    keys = {f: [span_keys(r[f], NEAR_SPAN_WORDS) for r in test] for f in ("question", "answer")}
+    keys = {f: [span_keys(r[f], NEAR_SPAN_WORDS) for r in test] for f in fields}
     sims = None
     if embed is not None:
         q = embed(tuple(r["question"] for r in candidates + test))
-        a = embed(tuple(r["answer"].strip() for r in candidates + test))
         n = len(candidates)
+        a = embed(tuple(r["answer"].strip() for r in candidates + test)) if "answer" in fields else q * 0
         sims = (q[:n] @ q[n:].T, a[:n] @ a[n:].T)
     for i, row in enumerate(candidates):
-        own = {f: span_keys(row[f], NEAR_SPAN_WORDS) for f in ("question", "answer")}
+        own = {f: span_keys(row[f], NEAR_SPAN_WORDS) for f in fields}
         for j, held in enumerate(test):
-            why = next((f"shares a {NEAR_SPAN_WORDS}-word span with its {f}" for f in ("question", "answer")
+            why = next((f"shares a {NEAR_SPAN_WORDS}-word span with its {f}" for f in fields
                         if not own[f].isdisjoint(keys[f][j])), None)
             if why is None and sims is not None:
                 qc, ac = float(sims[0][i, j]), float(sims[1][i, j])

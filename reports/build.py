@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_ext import decontamination
-from harness_ext import knowledge
+from harness_ext import claims
 from harness_ext import results
 from harness_ext import run_layout
 from harness_ext.errors import UsageError
@@ -204,17 +204,36 @@ def provenance(runs: list[results.ModelRun], trainings: list[TrainingRun]) -> li
                      f"base {run.base_model} {run.gguf_file or ''}; LoRA r={r} alpha={alpha} on {targets}; "
                      f"data sha256 {(run.data_sha256 or '?')[:16]}; {len(run.split.train_ids)} train / "
                      f"{len(run.split.test_ids)} test ids; commit {run.git_commit}; {run.wall_time_s} s"))
+        recipe = recipe_line(run)
+        if recipe:
+            rows.append(("  recipe", recipe))
     return rows
 
 
+def recipe_line(run: run_layout.RunRecord) -> str | None:
+    """How the run showed the text to the model (training.views, harness_ext.data.study), when not as written."""
+    fm5 = (run.config or {}).get("fm5") or {}
+    parts = []
+    if fm5.get("document_views", "none") != "none":
+        parts.append(f"document views: {fm5['document_views']}")
+    if fm5.get("document_headings"):
+        parts.append("a heading before every sentence")
+    study = (run.decontamination or {}).get("study_questions")
+    if study:
+        dropped = ", ".join(f"{n} {rule}" for rule, n in sorted(study["dropped"].items())) or "none"
+        parts.append(f"study questions: {study['kept']} trained of {study['built']} built (at most "
+                     f"{study['per_text']} per text; dropped by the decontamination rules: {dropped})")
+    return "; ".join(parts) or None
+
+
 def declared_comparison(others: list[results.ModelRun], trainings: list[TrainingRun], override: str | None,
-                        field: str = "primary") -> tuple[knowledge.Primary, str]:
+                        field: str = "primary") -> tuple[claims.Primary, str]:
     """A comparison of the verdict (``field``: ``primary``, the question line, or ``stored``, the continuation line),
     and how it was declared: `fm5 report --primary` / `--stored` (shown as such), else the training record of the
     evaluated adapters or of a given training run (declared before training), else the default."""
     if override:
         try:
-            return knowledge.Primary.parse(override, f"--{field}"), f"set by fm5 report --{field} after the run, not " \
+            return claims.Primary.parse(override, f"--{field}"), f"set by fm5 report --{field} after the run, not " \
                                                            "declared before training"
         except ValueError as err:
             raise UsageError(str(err)) from None
@@ -222,11 +241,11 @@ def declared_comparison(others: list[results.ModelRun], trainings: list[Training
     for name, record in records:
         if record is not None and getattr(record, field):
             try:
-                return knowledge.Primary.parse(getattr(record, field), f"{name}: fm5_run.json field {field}"), \
+                return claims.Primary.parse(getattr(record, field), f"{name}: fm5_run.json field {field}"), \
                     f"declared before training ({name}, {record.declared_at or 'time not recorded'})"
             except ValueError as err:
                 raise UsageError(str(err)) from None
-    default = knowledge.Primary() if field == "primary" else knowledge.Primary("final", *knowledge.STORED)
+    default = claims.Primary() if field == "primary" else claims.Primary("final", *claims.STORED)
     return default, "the default (no training record declares one)"
 
 

@@ -337,19 +337,59 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
 
 
 @pytest.mark.slow
-def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, fm5_cache):
+def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, fm5_cache, capsys):
     out = tmp_path / "mixed"
     proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--document_schedule", "mixed",
-                     "--document_epochs", "2", "--num_train_epochs", "3", *FAST)
+                     "--document_epochs", "2", "--num_train_epochs", "3", "--document_views", "shuffle", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())
     (stage,) = run["stages"]
+    assert stage["views"]["passes"] == 2 and stage["views"]["views_differing_from_text"] > 0  # the second pass
     assert stage["name"] == "mixed" and stage["learning_rate"] == 1e-3  # the document stage's rate
     assert stage["sequences"] == 2 * stage["texts"] + 3 * stage["rows"] and stage["texts"] == run["corpus"]["texts"]
     assert not (out / run_layout.DOCUMENT_DIR).exists() and run_layout.complete_checkpoints(out)
-    bad = fm5_train("--data", str(train_qa), "--output_dir", str(tmp_path / "x"), "--document_schedule", "mixed",
-                    "--document_epochs", "2.5", "--check")
-    assert bad.returncode == 2 and "document_epochs must be a whole number" in bad.stderr
+    code, err = train_in_process(capsys, "--data", str(train_qa), "--output_dir", str(tmp_path / "x"),
+                                 "--document_schedule", "mixed", "--document_epochs", "2.5", "--check")
+    assert code == 2 and "document_epochs must be a whole number" in err
+
+
+@pytest.mark.slow
+def test_document_views_train_each_pass_once_in_turn(tmp_path, train_qa, fm5_cache):
+    """document_views shuffle + document_headings: one epoch over the passes' views, declared in fm5_plan.json."""
+    out = tmp_path / "views"
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--document_epochs", "2",
+                     "--document_views", "shuffle", "--document_headings", "true", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "fm5_run.json").read_text())
+    document = run["stages"][0]
+    assert document["name"] == "document" and document["epochs"] == 2
+    views = document["views"]
+    assert views["passes"] == 2 and views["texts"] == run["corpus"]["trained_texts"]
+    assert views["views_differing_from_text"] >= views["texts_with_heading"] > 0
+    plan = json.loads((out / run_layout.PLAN_FILE).read_text())
+    assert plan["recipe"]["document_views"] == "shuffle" and plan["recipe"]["document_headings"] is True
+
+
+@pytest.mark.slow
+def test_pit_schedule_with_study_questions(tmp_path, train_qa, fm5_cache):
+    """document_schedule pit + document_questions: QA first (alone, then with passages), then the texts with a QA
+    replay; the study questions trained with the QA rows, counted in fm5_run.json and in the report's recipe line."""
+    from reports.build import recipe_line
+
+    out = tmp_path / "pit"
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--document_schedule", "pit",
+                     "--document_epochs", "2", "--document_questions", "3", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "fm5_run.json").read_text())
+    first, last = run["stages"]
+    study = run["decontamination"]["study_questions"]
+    assert study["kept"] > 0 and study["built"] == study["kept"] + sum(study["dropped"].values())
+    assert run["rows"]["study_questions"] == study["kept"] and run["rows"]["train"] == first["rows"]
+    assert first["name"] == "pit-qa" and first["sequences"] == 2 * first["rows"] and first["rows_with_passage"] > 0
+    replay = max(1, round(0.1 * first["rows"]))
+    assert last["name"] == "pit-documents" and last["sequences"] == 2 * last["texts"] + 2 * replay
+    assert (out / stages.PIT_DIR / run_layout.STAGE_FILE).is_file() and not (out / run_layout.DOCUMENT_DIR).exists()
+    assert "study questions: " in recipe_line(run_layout.read_run(out))
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -373,17 +413,25 @@ BAD_DATA = {
 }
 
 
-@pytest.mark.slow
+def train_in_process(capsys, *args) -> tuple[int, str]:
+    """`fm5 train --config CPU_CONFIG ARGS` in this process (as the fuzz runs it): exit status and stderr."""
+    from fm5.cli import main as fm5
+
+    capsys.readouterr()
+    code = fm5(["train", "--config", str(CPU_CONFIG), *args])
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case", BAD_DATA)
-def test_bad_data_fails_fast_with_one_line(tmp_path, case):
+def test_bad_data_fails_fast_with_one_line(tmp_path, case, capsys):
     data = tmp_path / "bad.jsonl"
     data.write_bytes(BAD_DATA[case])
     out = tmp_path / "out"
     started = time.time()
-    proc = fm5_train("--data", str(data), "--output_dir", str(out))
-    assert proc.returncode == 2 and time.time() - started < 60
-    assert "Traceback" not in proc.stderr and str(data) in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    code, err = train_in_process(capsys, "--data", str(data), "--output_dir", str(out))
+    assert code == 2 and time.time() - started < 60
+    assert "Traceback" not in err and str(data) in err
+    assert len(err.strip().splitlines()) == 1, err
     assert not out.exists()
 
 
@@ -392,23 +440,24 @@ def test_bad_data_fails_fast_with_one_line(tmp_path, case):
     ("\nlora_target_modules: [q_proj, not_a_module]\n", "not_a_module"),
     ("\ngguf_file: missing.gguf\n", "missing.gguf"),
 ])
-@pytest.mark.slow
-def test_bad_config_fails_fast(tmp_path, train_qa, extra, words):
+def test_bad_config_fails_fast(tmp_path, train_qa, extra, words, capsys):
+    from fm5.cli import main as fm5
+
     out = tmp_path / "out"
-    proc = subprocess.run([*FM5, "train", "--config",
-                           str(_bad_config(tmp_path, extra)), "--data", str(train_qa), "--output_dir", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+    code = fm5(["train", "--config", str(_bad_config(tmp_path, extra)), "--data", str(train_qa), "--output_dir",
+                str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_missing_data_file_and_unknown_override(tmp_path):
+def test_missing_data_file_and_unknown_override(tmp_path, capsys):
     out = tmp_path / "out"
-    proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out))
-    assert proc.returncode == 2 and "nope.jsonl" in proc.stderr and not out.exists()
-    proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out), "--no_such_option", "3")
-    assert proc.returncode == 2 and "no_such_option" in proc.stderr
+    code, err = train_in_process(capsys, "--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out))
+    assert code == 2 and "nope.jsonl" in err and not out.exists()
+    code, err = train_in_process(capsys, "--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out),
+                                 "--no_such_option", "3")
+    assert code == 2 and "no_such_option" in err
 
 
 @pytest.mark.slow
@@ -436,8 +485,7 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     check_adapter_dir(out)
 
 
-@pytest.mark.slow
-def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train_qa):
+def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train_qa, capsys, monkeypatch):
     """The GPU config holds the notebook's settings; on this CPU-only, offline machine it stops with one line."""
     import yaml
 
@@ -449,11 +497,13 @@ def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train
     assert cfg["early_stopping_patience"] == 1 and cfg["early_stopping_threshold"] == 0.001
     assert cfg["load_best_model_at_end"] and cfg["metric_for_best_model"] == "eval_loss"
     assert (cfg["test_size"], cfg["split_seed"], cfg["max_length"], cfg["variant"]) == (0.1, 42, 1024, "open")
-    proc = subprocess.run([*FM5, "train", "--config", str(path), "--data",
-                           str(train_qa), "--output_dir", str(tmp_path / "out")], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from fm5.cli import main as fm5
+
+    code = fm5(["train", "--config", str(path), "--data", str(train_qa), "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_a_null_override_sets_a_field_to_null():

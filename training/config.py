@@ -11,9 +11,11 @@ from pathlib import Path
 from harness_ext import data as fm5_data
 from harness_ext.errors import UsageError
 from harness_ext.files import load_yaml, number, read_yaml
+from training.views import VIEWS
 
 CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
-SCHEDULES = ("staged", "mixed")  # document_schedule: the document stage before the QA stage, or both in one
+# document_schedule: the document stage before the QA stage, both in one, or QA first (training.stages)
+SCHEDULES = ("staged", "mixed", "pit")
 
 
 @dataclass
@@ -52,7 +54,23 @@ class ScriptArguments:
     document_schedule: str = field(default="staged", metadata={
         "help": "staged: the document stage, then the QA stage (one adapter, two trainers); mixed: one stage over the "
                 "document texts (each document_epochs times) and the QA rows (each num_train_epochs times) shuffled "
-                "together, at document_learning_rate; the same rows and steps, interleaved"})
+                "together, at document_learning_rate; the same rows and steps, interleaved; pit (QA first, Jiang et "
+                "al. 2024): the QA rows alone, then the same rows with their own passages (num_train_epochs each, "
+                "learning_rate), then the document texts (document_epochs) with a pit_replay share of the QA rows "
+                "per pass, at document_learning_rate"})
+    pit_replay: float = field(default=0.1, metadata={
+        "help": "pit schedule: the share of the QA rows replayed with each pass over the document texts"})
+    document_views: str = field(default="none", metadata={
+        "help": "none: every pass of the document stage shows each text as written; shuffle: the first pass as "
+                "written, every later pass its sentences in a new seeded order (training.views; whole "
+                "document_epochs, no packing)"})
+    document_headings: bool = field(default=False, metadata={
+        "help": "prefix every sentence of the document texts with the text's heading, the chapter title of FM 5-0's "
+                "running page header (training.views)"})
+    document_questions: int = field(default=0, metadata={
+        "help": "study questions per document text, built by rule from the texts training may read (definitions, "
+                "their reverse, fill-in-the-blank; harness_ext.data.study), decontaminated, trained closed-book with "
+                "the QA rows; 0: none"})
     max_document_rows: int | None = field(default=None, metadata={
         "help": "subsample the document corpus (demo); the seen test passages always stay"})
     max_train_rows: int | None = field(default=None, metadata={"help": "subsample the training rows (demo, tests)"})
@@ -142,7 +160,7 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     script = ScriptArguments(**ours_given)
     if script.variant not in ("open", "closed", "mixed"):
         raise UsageError(f"{config_path}: variant must be open, closed or mixed, not {script.variant!r}")
-    from harness_ext.knowledge import Primary
+    from harness_ext.claims import Primary
 
     try:
         Primary.parse(script.primary_comparison, f"{config_path}: field primary_comparison")
@@ -150,7 +168,8 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     except ValueError as err:
         raise UsageError(str(err)) from None
     if script.document_schedule not in SCHEDULES:
-        raise UsageError(f"{config_path}: document_schedule must be staged or mixed, not {script.document_schedule!r}")
+        raise UsageError(f"{config_path}: document_schedule must be {', '.join(SCHEDULES)}, not "
+                         f"{script.document_schedule!r}")
     try:
         with warnings.catch_warnings():  # transformers' own deprecation notices about SFTConfig defaults
             warnings.simplefilter("ignore", FutureWarning)
@@ -160,11 +179,24 @@ def load_config(config_path: str, overrides: dict) -> tuple[ScriptArguments, obj
     if not script.qa and not (script.document and script.document_epochs):
         raise UsageError(f"{config_path}: qa: false (--no-qa) trains on a document file alone: give --document FILE "
                          f"and document_epochs > 0")
-    if (script.document_schedule == "mixed" or not script.qa) and script.document_epochs:
-        for key, value in (("document_epochs", script.document_epochs), ("num_train_epochs", sft.num_train_epochs)):
-            if value != int(value) or value < 1:  # the mixed stage repeats rows: whole epochs only
-                raise UsageError(f"{config_path}: {key} must be a whole number >= 1 with document_schedule mixed "
-                                 f"or qa: false, not {value}")
+    if script.document_views not in VIEWS:
+        raise UsageError(f"{config_path}: document_views must be {' or '.join(VIEWS)}, not {script.document_views!r}")
+    if script.document_questions and not (script.qa and script.document_epochs):
+        raise UsageError(f"{config_path}: document_questions needs a QA file and document_epochs > 0 (they are built "
+                         f"from the document stage's texts and trained with the QA rows)")
+    views = script.document_views != "none" or script.document_headings
+    if views and sft.packing:
+        raise UsageError(f"{config_path}: document_views / document_headings need packing: false (two views of one "
+                         f"text must not share a sequence)")
+    whole = []  # the mixed stage and the views repeat rows: whole epochs only
+    if (script.document_schedule in ("mixed", "pit") or not script.qa) and script.document_epochs:
+        whole = [("document_epochs", script.document_epochs), ("num_train_epochs", sft.num_train_epochs)]
+    elif views and script.document_epochs:
+        whole = [("document_epochs", script.document_epochs)]
+    for key, value in whole:
+        if value != int(value) or value < 1:
+            raise UsageError(f"{config_path}: {key} must be a whole number >= 1 with document_schedule mixed "
+                             f"or pit, qa: false or document views, not {value}")
     return script, sft
 
 

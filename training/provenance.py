@@ -31,12 +31,20 @@ def versions() -> dict:
     return out
 
 
+def recipe(script) -> dict:
+    """The settings that say how the text is shown to the model , as fm5_plan.json declares them (training.views)."""
+    return {"document_schedule": script.document_schedule, "document_epochs": script.document_epochs,
+            "document_views": script.document_views, "document_headings": script.document_headings,
+            "document_questions": script.document_questions}
+
+
 def plan(script, inputs) -> dict:
     """What fm5_plan.json declares before training: the comparison the verdict is about and the split it uses."""
     import datetime
 
     return {"primary": script.primary_comparison, "stored": script.stored_comparison, "declared_at": datetime.datetime.now(datetime.timezone.utc)
             .isoformat(timespec="seconds"), "git_commit": git_commit(), "split": inputs.split.as_dict(),
+            "recipe": recipe(script),
             **{k: sorted(v) for k, v in inputs.groups.ids().items()}}
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from harness_ext import data as fm5_data
 from harness_ext import run_layout
 from harness_ext.errors import UsageError
-from training import provenance, stages
+from training import provenance, stages, views
 from training.config import CPU_CONFIG, ScriptArguments, check_model, load_config, parse_overrides
 from training.rows import build_rows
 
@@ -61,7 +61,7 @@ def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[st
             rows, fm5_data.Split(script.test_size, script.split_seed, script.seen_fraction),
             eval_size=script.eval_size, max_train_rows=script.max_train_rows,
             document_stage=bool(script.document_epochs), documents=documents, use_passages=script.document_passages,
-            max_document_rows=script.max_document_rows, embed=embed)
+            max_document_rows=script.max_document_rows, document_questions=script.document_questions, embed=embed)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if inputs.near_duplicates:
@@ -72,6 +72,11 @@ def prepare_inputs(script: ScriptArguments, rows: list[dict], documents: list[st
         log.info("dropped %d training-side rows whose question or answer leaks into a sentence the continuation probe "
                  "scores in an unseen passage (e.g. %s)", len(inputs.continuation_leaks),
                  ", ".join(f"{k} ~ {v[0]}" for k, v in list(inputs.continuation_leaks.items())[:3]))
+    if inputs.study is not None:
+        study = inputs.study.as_dict()
+        log.info("study questions: %d built from the document texts, %d dropped by the decontamination rules (%s), "
+                 "%d trained with the QA rows", study["built"], len(inputs.study.dropped),
+                 ", ".join(f"{k}: {v}" for k, v in study["dropped"].items()) or "none", study["kept"])
     if script.max_train_rows and len(inputs.train) == script.max_train_rows:
         log.info("subsampled %d training rows", len(inputs.train))
     if inputs.corpus is not None:
@@ -134,6 +139,7 @@ def check(script: ScriptArguments, sft) -> dict:
             "test_unseen": len(inputs.groups.unseen), "near_duplicates_dropped": len(inputs.near_duplicates),
             "continuation_leaks_dropped": len(inputs.continuation_leaks),
             "document_texts": len(inputs.documents),
+            "study_questions": None if inputs.study is None else len(inputs.study.rows),
             "document_schedule": script.document_schedule if inputs.documents else None,
             "model": checked.model_path, "output_dir": str(output_dir), "output_dir_holds": state}
 
@@ -170,6 +176,11 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
 
     # 3. prompt/completion rows from the shared prompt builder; long passages shortened, never the answer
     train_rows, n_short = build_rows(inputs.train, tokenizer, script.variant, sft.max_length)
+    study_rows = []  # study questions: closed-book, in the QA rows' chat format, trained with the QA rows
+    if inputs.study is not None:
+        study_rows = build_rows(inputs.study.rows, tokenizer, "closed", sft.max_length)[0]
+    train_rows += study_rows
+    n_qa = len(train_rows)
     eval_rows, n_short_eval = build_rows(inputs.eval, tokenizer, script.variant, sft.max_length)
     if n_short or n_short_eval:
         log.warning("shortened the passage of %d training and %d eval rows to fit max_length=%s",
@@ -180,26 +191,52 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     lora = LoraConfig(r=script.lora_r, lora_alpha=script.lora_alpha, lora_dropout=script.lora_dropout,
                       target_modules=list(script.lora_target_modules), bias="none", task_type="CAUSAL_LM")
 
-    # 4. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter (the mixed schedule
-    #    trains the texts with the QA rows in step 5 instead)
+    # 4. the document stage: causal-LM loss on every token of the corpus, into the LoRA adapter (the mixed and pit
+    #    schedules train the texts in step 5 instead; pit first trains the QA rows alone, then with their passages)
     # (a document file alone, qa: false, trains its texts as a mixed stage with no QA rows: one trainer, one adapter)
-    done, mixed = [], (script.document_schedule == "mixed" or not script.qa) and bool(inputs.documents)
+    # (document_views / document_headings: each pass shows the texts differently, training.views)
+    schedule = script.document_schedule if inputs.documents else "staged"
+    mixed = schedule in ("mixed", "pit") or (not script.qa and bool(inputs.documents))
+    pages = {r["passage"].strip(): r["page"] for r in checked.rows
+             if isinstance(r.get("page"), int) and not isinstance(r.get("page"), bool)}
+    heading_of = views.headings([d["text"] for d in inputs.documents], pages) if script.document_headings else {}
+    passes = stages.document_passes(script, sft, inputs.documents, heading_of)
+    views_record = None if passes is None else views.summary(passes, [d["text"] for d in inputs.documents],
+                                                             heading_of)
+    done = []
     if inputs.documents and not mixed:
-        model, stage = stages.document_stage(model, tokenizer, sft, script, lora, inputs.documents, output_dir, resume)
+        model, stage = stages.document_stage(model, tokenizer, sft, script, lora, inputs.documents, output_dir, resume,
+                                             passes, views_record)
         done.append(stage)
         lora = None  # the QA stage continues this adapter
+    qa_epochs, name = None, "mixed"
+    if schedule == "pit" and script.qa:  # QA first: the rows alone, then with their passages, into the adapter
+        closed = build_rows(inputs.train, tokenizer, "closed", sft.max_length)[0] + study_rows
+        with_passage = [r for r in inputs.train if r["passage"].strip()]
+        opened = build_rows(with_passage, tokenizer, "open", sft.max_length)[0] + build_rows(
+            [r for r in inputs.train if not r["passage"].strip()], tokenizer, "closed", sft.max_length)[0] + study_rows
+        model, stage = stages.pit_qa_stage(model, tokenizer, sft, script, lora, closed, opened, len(with_passage),
+                                           output_dir, resume)
+        done.append(stage)
+        lora, qa_epochs, name = None, 1, "pit-documents"
+        train_rows = stages.pit_replay(closed, script.pit_replay, int(script.document_epochs), sft.seed)
+        n_qa = len(closed)
 
-    # 5. the QA stage (the same adapter), or the mixed stage (QA rows and document texts shuffled together)
+    # 5. the QA stage (the same adapter), or the mixed stage (QA rows and document texts shuffled together; pit: the
+    #    document texts with a QA replay)
     final = stages.final_stage(model, tokenizer, sft, script, lora, train_rows, eval_rows,
-                               inputs.documents if mixed else [], resume_from)
+                               inputs.documents if mixed else [], resume_from, passes if mixed else None,
+                               qa_epochs, name)
+    if mixed and views_record is not None:
+        final.stage["views"] = views_record
     final.trainer.save_model(str(output_dir))
     final.trainer.save_state()
     if not final.trainer.is_world_process_zero():
         return output_dir
 
     # 6. provenance, written last: its presence marks a finished run
-    rows = {"variant": script.variant, "train": len(train_rows), "eval": len(eval_rows), "max_length": fitted_length,
-            "passages_shortened": n_short + n_short_eval, "passages_withheld_unseen_span": inputs.passages_withheld}
+    rows = {"variant": script.variant, "train": n_qa, "study_questions": len(study_rows), "eval": len(eval_rows),
+            "max_length": fitted_length, "passages_shortened": n_short + n_short_eval, "passages_withheld_unseen_span": inputs.passages_withheld}
     provenance.run_record(script, checked, output_dir, final, [*done, final.stage], rows, started,
                           resume_from).write(output_dir)
     return output_dir

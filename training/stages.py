@@ -1,6 +1,7 @@
-"""The two stages of `fm5 train`, each one SFTTrainer over the same LoRA adapter: the document stage (plain text,
+"""The stages of `fm5 train`, each one SFTTrainer over the same LoRA adapter: the document stage (plain text,
 loss on every token, saved to output_dir/document/) and the QA stage (prompt/completion rows, loss on the answer),
-or both in one mixed stage; and the one switch fm5 makes in TRL's behaviour while a trainer runs."""
+or both in one mixed stage, or QA first (`pit`); and the one switch fm5 makes in TRL's behaviour while a trainer
+runs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 from harness_ext import run_layout
+from training import views
 from training.rows import prepared_rows
 
 log = logging.getLogger("fm5.train")
@@ -26,9 +28,39 @@ def document_config(sft, script: ScriptArguments, output_dir: Path):
     )
 
 
-def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], output_dir: Path, resume: bool):
+def document_passes(script, sft, texts: list[dict], heading_of: dict) -> list[list[str]] | None:
+    """The document texts pass by pass under the run's views (training.views; ``heading_of``: text -> heading), or
+    None when every pass shows them as written."""
+    if not texts or (script.document_views == "none" and not script.document_headings):
+        return None
+    return views.passes([d["text"] for d in texts], int(script.document_epochs), sft.seed,
+                        script.document_views == "shuffle", heading_of if script.document_headings else {})
+
+
+def ordered_rows(passes: list[list[str]], tokenizer, sft) -> list[dict]:
+    """The passes' views as rows, pass after pass, each pass in the order the run's sampler would draw for an epoch
+    (group_by_length: transformers' own length grouping; random: a permutation; both seeded by seed + pass)."""
+    import torch
+
+    rows, batch = [], sft.per_device_train_batch_size * sft.gradient_accumulation_steps
+    for p, texts in enumerate(passes):
+        seed = sft.seed + p
+        if sft.train_sampling_strategy == "group_by_length":
+            lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+            order = views.length_grouped_order(lengths, batch, seed)
+        elif sft.train_sampling_strategy == "sequential":
+            order = range(len(texts))
+        else:
+            order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed)).tolist()
+        rows += [{"text": texts[i]} for i in order]
+    return rows
+
+
+def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], output_dir: Path, resume: bool,
+                   passes: list[list[str]] | None = None, views_record: dict | None = None):
     """Train the adapter on the document texts (or take it from output_dir/document/ when a resumed run finished
-    that stage); returns the model with the adapter and the stage record."""
+    that stage); returns the model with the adapter and the stage record. With ``passes`` (document_passes), one
+    epoch over the passes' views laid out pass after pass (ordered_rows), read in that order."""
     from datasets import Dataset
     from peft import PeftModel
     from trl import SFTTrainer
@@ -36,8 +68,12 @@ def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], outpu
     doc_dir = output_dir / run_layout.DOCUMENT_DIR
     if resume and (doc_dir / run_layout.STAGE_FILE).is_file():  # done before the interruption
         return PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True), run_layout.read_stage(doc_dir)
-    trainer = SFTTrainer(model=model, args=document_config(sft, script, output_dir), processing_class=tokenizer,
-                         peft_config=lora, train_dataset=Dataset.from_list(texts))
+    config, dataset = document_config(sft, script, output_dir), texts
+    if passes is not None:
+        dataset = ordered_rows(passes, tokenizer, sft)
+        config = dataclasses.replace(config, num_train_epochs=1, train_sampling_strategy="sequential")
+    trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
+                         train_dataset=Dataset.from_list(dataset))
     t0 = time.time()
     with label_positions_only(script.cpu_label_positions_only):
         result = trainer.train()
@@ -47,8 +83,70 @@ def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], outpu
              "tokens_seen": trainer.state.num_input_tokens_seen or None,
              "train_loss": result.metrics.get("train_loss"), "wall_time_s": round(time.time() - t0, 1),
              "adapter": str(doc_dir)}
+    if views_record is not None:
+        stage["views"] = views_record
     if trainer.is_world_process_zero():
         run_layout.write_stage(doc_dir, stage)
+    return trainer.model, stage
+
+
+PIT_DIR = "pit-qa"  # the pit schedule's QA-first adapter, inside output_dir (resume starts after it)
+
+
+def pit_replay(train_rows: list[dict], fraction: float, passes: int, seed: int) -> list[dict]:
+    """The pit schedule's QA replay: for each document pass, ``fraction`` of the QA rows (at least one), drawn anew
+    per pass (sha256 rule, like every subsample of the split)."""
+    import hashlib
+
+    if not train_rows or fraction <= 0:
+        return []
+    k, out = max(1, round(fraction * len(train_rows))), []
+    for p in range(passes):
+        rank = lambda r: hashlib.sha256(f"fm5-replay:{seed}:{p}:{r['id']}".encode()).hexdigest()  # noqa: E731
+        out += sorted(train_rows, key=rank)[:k]
+    return out
+
+
+def blocks_in_turn(blocks: list[list], epochs: int, seed: int) -> list:
+    """Each block ``epochs`` times, block after block, every pass of a block in a new seeded order."""
+    import torch
+
+    generator, rows = torch.Generator().manual_seed(seed), []
+    for block in blocks:
+        for _ in range(epochs):
+            rows += [block[i] for i in torch.randperm(len(block), generator=generator).tolist()]
+    return rows
+
+
+def pit_qa_stage(model, tokenizer, sft, script, lora, closed_rows: list[dict], open_rows: list[dict],
+                 with_passage: int, output_dir: Path, resume: bool):
+    """The pit schedule's first two steps in one trainer at learning_rate: the QA rows alone (closed-book), then the
+    same rows with their own passages (open-book; a row whose passage was withheld stays closed), each
+    num_train_epochs times, laid out in that order and read in it (Jiang et al. 2024, "PIT": questions first, then
+    questions with their documents, then the documents; ``with_passage``: how many open rows have one). Saved to output_dir/pit-qa/ (taken from there on resume)."""
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import SFTTrainer
+
+    folder = output_dir / PIT_DIR
+    if resume and (folder / run_layout.STAGE_FILE).is_file():
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=True), run_layout.read_stage(folder)
+    epochs = int(sft.num_train_epochs)
+    rows = blocks_in_turn([prepared_rows(closed_rows, [], tokenizer), prepared_rows(open_rows, [], tokenizer)],
+                          epochs, sft.seed)
+    config = dataclasses.replace(sft, output_dir=str(folder), num_train_epochs=1, eval_strategy="no",
+                                 save_strategy="no", load_best_model_at_end=False, train_sampling_strategy="sequential")
+    trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
+                         train_dataset=Dataset.from_list(rows))
+    t0 = time.time()
+    with label_positions_only(script.cpu_label_positions_only):
+        result = trainer.train()
+    trainer.save_model(str(folder))
+    stage = {"name": "pit-qa", "rows": len(closed_rows), "rows_with_passage": with_passage, "epochs": epochs, "sequences": len(rows), "learning_rate": config.learning_rate,
+             "global_step": trainer.state.global_step, "train_loss": result.metrics.get("train_loss"),
+             "wall_time_s": round(time.time() - t0, 1), "adapter": str(folder)}
+    if trainer.is_world_process_zero():
+        run_layout.write_stage(folder, stage)
     return trainer.model, stage
 
 
@@ -65,21 +163,24 @@ class FinalStage:
 
 
 def final_stage(model, tokenizer, sft, script, lora, train_rows: list[dict], eval_rows: list[dict],
-                texts: list[dict], resume_from: Path | None) -> FinalStage:
+                texts: list[dict], resume_from: Path | None, passes: list[list[str]] | None = None,
+                qa_epochs: int | None = None, name: str = "mixed") -> FinalStage:
     """The QA stage over prompt/completion rows (continuing the document stage's adapter when ``lora`` is None), or,
     with ``texts``, the mixed stage: every QA row num_train_epochs times and every document text document_epochs
-    times in one shuffled pass at document_learning_rate."""
+    times (or the views of ``passes``, document_passes) in one shuffled pass at document_learning_rate (``qa_epochs``
+    instead of num_train_epochs, and the stage's ``name``: the pit schedule's last stage, its QA replay once)."""
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
     n_rows, answer_tokens, mixed = len(train_rows), None, bool(texts)
     if mixed:
-        qa_epochs = int(sft.num_train_epochs)
+        qa_epochs = int(sft.num_train_epochs) if qa_epochs is None else qa_epochs
         qa_prepared = prepared_rows(train_rows, [], tokenizer)
         answer_tokens = sum(sum(t != -100 for t in r["labels"]) for r in qa_prepared)
-        train_rows = qa_prepared * qa_epochs + prepared_rows([], [d["text"] for d in texts], tokenizer) * int(
-            script.document_epochs)
+        documents = [t for views_of_pass in passes for t in views_of_pass] if passes is not None else \
+            [d["text"] for d in texts] * int(script.document_epochs)
+        train_rows = qa_prepared * qa_epochs + prepared_rows([], documents, tokenizer)
         eval_rows = prepared_rows(eval_rows, [], tokenizer)
         sft = dataclasses.replace(sft, num_train_epochs=1,
                                   learning_rate=script.document_learning_rate or sft.learning_rate)
@@ -96,7 +197,7 @@ def final_stage(model, tokenizer, sft, script, lora, train_rows: list[dict], eva
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     stage = {"name": "qa", "rows": n_rows, "epochs": sft.num_train_epochs}
     if mixed:
-        stage = {"name": "mixed", "texts": len(texts), "document_epochs": script.document_epochs, "rows": n_rows,
+        stage = {"name": name, "texts": len(texts), "document_epochs": script.document_epochs, "rows": n_rows,
                  "qa_epochs": qa_epochs, "sequences": len(trainer.train_dataset)}
         if not n_rows:  # a document file alone: the document stage is the only one
             stage = {"name": "document", "texts": len(texts), "epochs": script.document_epochs,

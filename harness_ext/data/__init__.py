@@ -15,8 +15,8 @@ A QA file is JSON Lines (one object per line) or a JSON array of objects. Each o
 ``passage``, ``question`` and ``answer`` (the original notebook's ``qa_pairs.jsonl`` shape); ``id`` is optional and
 derived from the question and passage when absent. Every other field is kept as is.
 
-Three modules, one package, so that they cannot drift apart: ``qa_file`` (the file format), ``split`` (the split, its
-defaults and seeds) and ``withholding`` (what training may read). Every name is re-exported here, so
+Four modules, one package, so that they cannot drift apart: ``qa_file`` (the file format), ``split`` (the split, its
+defaults and seeds), ``withholding`` (what training may read) and ``study`` (study questions built from it by rule). Every name is re-exported here, so
 ``harness_ext.data.X`` is the address callers use.
 """
 
@@ -32,6 +32,7 @@ from harness_ext.data.qa_file import (REQUIRED_FIELDS, NON_EMPTY_FIELDS, DATA_EN
 from harness_ext.data.split import (DEFAULT_TEST_SIZE, DEFAULT_SEED, DEFAULT_SEEN_FRACTION, DEFAULT_EVAL_SIZE,
                                     EVAL_SEED_OFFSET, TRAIN_SUBSAMPLE_SEED_OFFSET, DOCUMENT_SUBSAMPLE_SEED_OFFSET,
                                     split_seed, Split, Groups, test_doc, load_test_docs, load_split)  # noqa: F401
-from harness_ext.data.withholding import (Corpus, unseen_scored, document_corpus, document_rows, withhold_passages,
+from harness_ext.data.study import study_rows  # noqa: F401
+from harness_ext.data.withholding import (Corpus, StudyQuestions, study_questions, unseen_scored, document_corpus, document_rows, withhold_passages,
                                           qa_continuation_leaks, TrainingInputs, training_inputs,
                                           document_inputs)  # noqa: F401

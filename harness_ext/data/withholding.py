@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from harness_ext.data.qa_file import text_id, text_rows
+from harness_ext.data.study import study_rows
 from harness_ext.data.split import (DEFAULT_EVAL_SIZE, DOCUMENT_SUBSAMPLE_SEED_OFFSET, TRAIN_SUBSAMPLE_SEED_OFFSET,
                                     Groups, Split)
 from harness_ext.decontamination import (NEAR_SPAN_WORDS, SPAN_WORDS, continuation_leaks, near_duplicates,
@@ -136,6 +137,51 @@ def qa_continuation_leaks(rows: list[dict], unseen: list[dict], embed=None) -> t
 
 
 @dataclass
+class StudyQuestions:
+    """The study questions training reads (harness_ext.data.study) and what the rules dropped."""
+
+    rows: list[dict]
+    per_text: int
+    built: int
+    dropped: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # id -> (rule, held-out id, why)
+
+    def as_dict(self) -> dict:
+        by_rule = {}
+        for rule, _, _ in self.dropped.values():
+            by_rule[rule] = by_rule.get(rule, 0) + 1
+        kinds = {}
+        for r in self.rows:
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        return {"per_text": self.per_text, "built": self.built, "kept": len(self.rows), "kinds": kinds,
+                "dropped": by_rule, "pairs": [[k, *v] for k, v in sorted(self.dropped.items())]}
+
+
+def study_questions(texts: list[str], groups: Groups, per_text: int, seed: int, embed=None) -> StudyQuestions:
+    """Study rows (``study.study_rows``) from ``texts`` (what the document stage reads), minus every row that breaks
+    a rule: the unseen rules in full (a source text, question or answer holding a long span of an unseen passage, a
+    near-duplicate of an unseen row by question or answer, a leak into the continuation probe's unseen sentences)
+    and, on the seen side, a question that is a near-duplicate of a held-out question (its answer may quote the
+    passage, as the held-out answers do). ``embed`` adds the rules' embedding parts."""
+    built = study_rows(texts, per_text, seed)
+    dropped, withheld = {}, withheld_spans(groups.unseen)
+    for r in built:
+        if withheld and any(shares_long_span(r[f], withheld) for f in ("passage", "question", "answer")):
+            dropped[r["id"]] = ("unseen passage", "", f"shares a {SPAN_WORDS}-word span with an unseen passage")
+    rest = [r for r in built if r["id"] not in dropped]
+    for k, (held, why) in near_duplicates(rest, groups.unseen, embed).items():
+        dropped[k] = ("unseen question", held, why)
+    rest = [r for r in rest if r["id"] not in dropped]
+    leaks = continuation_leaks([(f"{r['id']}\x00{f}", r[f]) for r in rest for f in ("question", "answer")],
+                               unseen_scored(groups.unseen), embed)
+    for key, (held, why) in sorted(leaks.items()):
+        dropped.setdefault(key.split("\x00")[0], ("continuation probe", held, why))
+    rest = [r for r in rest if r["id"] not in dropped]
+    for k, (held, why) in near_duplicates(rest, groups.test, embed, fields=("question",)).items():
+        dropped[k] = ("held-out question", held, why)
+    return StudyQuestions([r for r in rest if r["id"] not in dropped], per_text, len(built), dropped)
+
+
+@dataclass
 class TrainingInputs:
     """Everything training may read, decided before any weight is loaded, and what was kept out of it."""
 
@@ -149,6 +195,7 @@ class TrainingInputs:
     near_duplicates: dict[str, tuple[str, str]]  # training-side rows dropped: id -> (the test id it copies, why)
     # training-side rows dropped by the continuation probe's rule: id -> (the unseen passage id, why)
     continuation_leaks: dict[str, tuple[str, str]] = field(default_factory=dict)
+    study: StudyQuestions | None = None  # study questions from the readable texts (None: document_questions 0)
 
     def decontamination(self) -> dict:
         """What fm5_run.json records of the decontamination rules (harness_ext.decontamination), per probe."""
@@ -163,16 +210,19 @@ class TrainingInputs:
                                  "document_pairs": [[k, *v] for k, v in sorted(corpus_leaks.items())]},
                 "document_text_ids": sorted(text_id(r["text"]) for r in self.documents),
                 "seen_passages_not_read": [] if self.corpus is None else sorted(
-                    r["id"] for r in self.groups.seen if r["passage"].strip() not in set(self.corpus.texts))}
+                    r["id"] for r in self.groups.seen if r["passage"].strip() not in set(self.corpus.texts)),
+                "study_questions": None if self.study is None else self.study.as_dict()}
 
 
 def training_inputs(rows: list[dict], split: Split, *, eval_size: float = DEFAULT_EVAL_SIZE,
                     max_train_rows: int | None = None, document_stage: bool = False, documents: list[str] = (),
-                    use_passages: bool = True, max_document_rows: int | None = None, embed=None) -> TrainingInputs:
+                    use_passages: bool = True, max_document_rows: int | None = None, document_questions: int = 0,
+                    embed=None) -> TrainingInputs:
     """The split and its seen/unseen halves; the training side minus every near-duplicate of a held-out row
     (``near_duplicates``: the question probes' rule) and every row whose question or answer leaks into a sentence
     the continuation probe scores (``qa_continuation_leaks``), then its eval rows (eval loss, early stopping); the
-    QA rows (subsampled to ``max_train_rows``); with ``document_stage``, the document corpus and its rows. ``embed``
+    QA rows (subsampled to ``max_train_rows``); with ``document_stage``, the document corpus and its rows, and with
+    ``document_questions`` > 0 up to that many study questions per document row (``study_questions``). ``embed``
     adds both rules' embedding parts. No held-out question or answer, no near-duplicate of one, no unseen passage
     (nor text sharing a long span with one, nor a text leaking into its scored sentences) is in any of them
     (tests/test_training.py checks it on the shared file). Bad settings raise ValueError."""
@@ -190,8 +240,13 @@ def training_inputs(rows: list[dict], split: Split, *, eval_size: float = DEFAUL
     if document_stage:
         corpus = document_corpus(rows, groups.unseen, documents, use_passages, embed, groups.seen)
         doc_rows = document_rows(corpus.texts, groups.seen, max_document_rows, split.seed)
+    study = None
+    if document_questions:
+        if not doc_rows:
+            raise ValueError("document_questions needs the document texts they are built from (document_epochs > 0)")
+        study = study_questions([r["text"] for r in doc_rows], groups, document_questions, split.seed, embed)
     return TrainingInputs(split, groups, train, evaluation, corpus, doc_rows, n_withheld + n_withheld_eval, near,
-                          leaks)
+                          leaks, study)
 
 
 def document_inputs(texts: list[str], split: Split, max_document_rows: int | None = None,

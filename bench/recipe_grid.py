@@ -1,0 +1,111 @@
+"""The screening grid of issue 28 (bench/recipe_grid.yaml, declared before its first run): per cell, train the
+committed CPU recipe with the cell's overrides on the development split, evaluate the final adapter on both probes,
+and print both lines of the verdict against the base with the diff-in-diffs behind them, as each cell finishes.
+
+    python bench/recipe_grid.py --data ../shared/fm5/qa_pairs.jsonl --out runs/grid [--cells NAME ...]
+
+The base is evaluated once per split (`OUT/evals-base`, kept and reused: it does not change between cells). A
+failed cell is printed as failed and the next one still runs. Leave the checkout alone while it runs: the `fm5`
+subprocesses read it, and lm-eval reads the task hooks from the installed checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = REPO / "bench" / "recipe_grid.yaml"
+ROWS = (("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"),
+        ("fm5_qa_mc_closed", "acc_pmi"))
+
+
+def run(cmd: list[str], log: Path) -> bool:
+    with open(log, "a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}).returncode == 0
+
+
+def overrides_argv(overrides: dict) -> list[str]:
+    return [a for k, v in overrides.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, bool) else str(v))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default="runs/grid")
+    p.add_argument("--grid", default=str(GRID))
+    p.add_argument("--cells", nargs="*", help="cell names (default: every declared cell with overrides)")
+    args = p.parse_args()
+
+    # everything this process imports, imported now (a run takes hours; see the module docstring)
+    import yaml
+
+    from harness_ext.models import packaged_smollm2
+    from reports.build import build
+
+    grid = yaml.safe_load(Path(args.grid).read_text())
+    cells = [c for c in grid["cells"] if c["overrides"] is not None and (not args.cells or c["name"] in args.cells)]
+    unknown = set(args.cells or []) - {c["name"] for c in grid["cells"]}
+    if unknown:
+        sys.exit(f"recipe_grid: no cell {sorted(unknown)} in {args.grid}")
+    pretrained, gguf = packaged_smollm2()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fm5 = [sys.executable, "-m", "fm5"]
+    model_args = ["--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--tasks", grid["tasks"],
+                  "--apply_chat_template", "--data", args.data]
+    base = out / "evals-base"
+    if not (base / "base").is_dir():  # the split the cells train on (the config's test size and seen fraction)
+        split = {"fm5_test_size": 0.3, "fm5_split_seed": grid["split_seed"], "fm5_seen_fraction": 0.5}
+        t0 = time.time()
+        ok = run([*fm5, "eval", *model_args, "--metadata", json.dumps(split), "--output_path", str(base)],
+                 out / "base.log")
+        print(json.dumps({"cell": "base", "status": "ok" if ok else "failed", "eval_s": round(time.time() - t0)}),
+              flush=True)
+        if not ok:
+            return
+    for cell in cells:
+        name, t0, log = cell["name"], time.time(), out / f"{cell['name']}.log"
+        train, final, evals = out / f"train-{name}", out / f"final-{name}", out / f"evals-{name}"
+        ok = run([*fm5, "train", "--config", str(REPO / grid["config"]), "--data", args.data, "--output_dir",
+                  str(train), "--split_seed", str(grid["split_seed"]), "--overwrite",
+                  *overrides_argv(cell["overrides"])], log)
+        t_train = time.time() - t0
+        if ok:
+            shutil.rmtree(final, ignore_errors=True)
+            final.mkdir()
+            for f in ("adapter_config.json", "adapter_model.safetensors", "fm5_run.json", "fm5_plan.json"):
+                shutil.copy2(train / f, final / f)
+        ok = ok and run([*fm5, "eval", *model_args, "--no-base", "--adapters", str(final), "--output_path",
+                         str(evals), "--overwrite"], log)
+        t_eval = time.time() - t0 - t_train
+        if not ok:
+            print(json.dumps({"cell": name, "status": "failed", "log": str(log)}), flush=True)
+            continue
+        report = build([str(base / "base"), str(evals / final.name)], str(base / "base"))
+        did = {(d.model, d.task, d.metric): d for d in report.did}
+        record = json.loads((train / "fm5_run.json").read_text())
+        print(json.dumps({
+            "cell": name, "status": "ok", "overrides": cell["overrides"], "train_s": round(t_train),
+            "eval_s": round(t_eval), "lines": [line.sentence for line in report.verdict_lines],
+            "pair": report.verdict.sentence,
+            "did": {f"{task} {metric}": {"seen": d.seen_gain, "unseen": d.unseen_gain, "did": d.did.text,
+                                         "interval": d.interval, "p": d.p}
+                    for (model, task, metric), d in did.items() if (task, metric) in ROWS},
+            "stages": [{k: s.get(k) for k in ("name", "global_step", "sequences", "rows", "texts", "views")}
+                       for s in record["stages"]],
+            "study_questions": (record.get("decontamination") or {}).get("study_questions"),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
