@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from knowledge_runs import run  # the same subprocess runner (bench/ is on sys.path when run as a script)
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "bench" / "recipe_grid.yaml"
 ROWS = (("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"),
         ("fm5_qa_mc_closed", "acc_pmi"))
-
-
-def run(cmd: list[str], log: Path) -> bool:
-    with open(log, "a") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n")
-        fh.flush()
-        return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}).returncode == 0
 
 
 def overrides_argv(overrides: dict) -> list[str]:
@@ -44,6 +36,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/grid")
     p.add_argument("--grid", default=str(GRID))
     p.add_argument("--cells", nargs="*", help="cell names (default: every declared cell with overrides)")
+    p.add_argument("--limit", type=int, help="smoke run only: evaluate N questions per task (never for the README)")
     args = p.parse_args()
 
     # everything this process imports, imported now (a run takes hours; see the module docstring)
@@ -62,7 +55,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     fm5 = [sys.executable, "-m", "fm5"]
     model_args = ["--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--tasks", grid["tasks"],
-                  "--apply_chat_template", "--data", args.data]
+                  "--apply_chat_template", "--data", args.data, *(["--limit", str(args.limit)] if args.limit else [])]
     base = out / "evals-base"
     if not (base / "base").is_dir():  # the split the cells train on (the config's test size and seen fraction)
         split = {"fm5_test_size": 0.3, "fm5_split_seed": grid["split_seed"], "fm5_seen_fraction": 0.5}

@@ -61,32 +61,39 @@ def document_stage(model, tokenizer, sft, script, lora, texts: list[dict], outpu
     """Train the adapter on the document texts (or take it from output_dir/document/ when a resumed run finished
     that stage); returns the model with the adapter and the stage record. With ``passes`` (document_passes), one
     epoch over the passes' views laid out pass after pass (ordered_rows), read in that order."""
-    from datasets import Dataset
-    from peft import PeftModel
-    from trl import SFTTrainer
-
-    doc_dir = output_dir / run_layout.DOCUMENT_DIR
-    if resume and (doc_dir / run_layout.STAGE_FILE).is_file():  # done before the interruption
-        return PeftModel.from_pretrained(model, str(doc_dir), is_trainable=True), run_layout.read_stage(doc_dir)
     config, dataset = document_config(sft, script, output_dir), texts
     if passes is not None:
         dataset = ordered_rows(passes, tokenizer, sft)
         config = dataclasses.replace(config, num_train_epochs=1, train_sampling_strategy="sequential")
+    record = {"name": "document", "texts": len(texts), "epochs": script.document_epochs}
+    if views_record is not None:
+        record["views"] = views_record
+    return saved_stage(model, tokenizer, config, script, lora, dataset, output_dir / run_layout.DOCUMENT_DIR, resume,
+                       record)
+
+
+def saved_stage(model, tokenizer, config, script, lora, rows: list[dict], folder: Path, resume: bool, record: dict):
+    """One stage that ends in an adapter of its own in ``folder`` (the document stage, pit's QA-first stage): trained
+    over ``rows`` in one SFTTrainer, saved with its stage record (``record`` + learning rate, steps, tokens, loss,
+    time) written last; taken from ``folder`` instead when a resumed run finished it."""
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import SFTTrainer
+
+    if resume and (folder / run_layout.STAGE_FILE).is_file():  # done before the interruption
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=True), run_layout.read_stage(folder)
     trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
-                         train_dataset=Dataset.from_list(dataset))
+                         train_dataset=Dataset.from_list(rows))
     t0 = time.time()
     with label_positions_only(script.cpu_label_positions_only):
         result = trainer.train()
-    trainer.save_model(str(doc_dir))
-    stage = {"name": "document", "texts": len(texts), "epochs": script.document_epochs,
-             "learning_rate": trainer.args.learning_rate, "global_step": trainer.state.global_step,
+    trainer.save_model(str(folder))
+    stage = {**record, "learning_rate": trainer.args.learning_rate, "global_step": trainer.state.global_step,
              "tokens_seen": trainer.state.num_input_tokens_seen or None,
              "train_loss": result.metrics.get("train_loss"), "wall_time_s": round(time.time() - t0, 1),
-             "adapter": str(doc_dir)}
-    if views_record is not None:
-        stage["views"] = views_record
+             "adapter": str(folder)}
     if trainer.is_world_process_zero():
-        run_layout.write_stage(doc_dir, stage)
+        run_layout.write_stage(folder, stage)
     return trainer.model, stage
 
 
@@ -123,31 +130,16 @@ def pit_qa_stage(model, tokenizer, sft, script, lora, closed_rows: list[dict], o
     """The pit schedule's first two steps in one trainer at learning_rate: the QA rows alone (closed-book), then the
     same rows with their own passages (open-book; a row whose passage was withheld stays closed), each
     num_train_epochs times, laid out in that order and read in it (Jiang et al. 2024, "PIT": questions first, then
-    questions with their documents, then the documents; ``with_passage``: how many open rows have one). Saved to output_dir/pit-qa/ (taken from there on resume)."""
-    from datasets import Dataset
-    from peft import PeftModel
-    from trl import SFTTrainer
-
-    folder = output_dir / PIT_DIR
-    if resume and (folder / run_layout.STAGE_FILE).is_file():
-        return PeftModel.from_pretrained(model, str(folder), is_trainable=True), run_layout.read_stage(folder)
+    questions with their documents, then the documents; ``with_passage``: how many open rows have one). Saved to
+    output_dir/pit-qa/ (taken from there on resume)."""
     epochs = int(sft.num_train_epochs)
     rows = blocks_in_turn([prepared_rows(closed_rows, [], tokenizer), prepared_rows(open_rows, [], tokenizer)],
                           epochs, sft.seed)
-    config = dataclasses.replace(sft, output_dir=str(folder), num_train_epochs=1, eval_strategy="no",
+    config = dataclasses.replace(sft, output_dir=str(output_dir / PIT_DIR), num_train_epochs=1, eval_strategy="no",
                                  save_strategy="no", load_best_model_at_end=False, train_sampling_strategy="sequential")
-    trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
-                         train_dataset=Dataset.from_list(rows))
-    t0 = time.time()
-    with label_positions_only(script.cpu_label_positions_only):
-        result = trainer.train()
-    trainer.save_model(str(folder))
-    stage = {"name": "pit-qa", "rows": len(closed_rows), "rows_with_passage": with_passage, "epochs": epochs, "sequences": len(rows), "learning_rate": config.learning_rate,
-             "global_step": trainer.state.global_step, "train_loss": result.metrics.get("train_loss"),
-             "wall_time_s": round(time.time() - t0, 1), "adapter": str(folder)}
-    if trainer.is_world_process_zero():
-        run_layout.write_stage(folder, stage)
-    return trainer.model, stage
+    record = {"name": "pit-qa", "rows": len(closed_rows), "rows_with_passage": with_passage, "epochs": epochs,
+              "sequences": len(rows)}
+    return saved_stage(model, tokenizer, config, script, lora, rows, output_dir / PIT_DIR, resume, record)
 
 
 @dataclasses.dataclass
