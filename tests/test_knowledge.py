@@ -182,7 +182,7 @@ def test_the_simulation_catches_mutants_of_the_rule(monkeypatch):
     monkeypatch.undo()
     # 3. one-sided 5 % tests instead of 2.5 %: a style gain on both groups, so the seen test always passes
     real_rate = sim.simulate("style", n, n, 600)["any"]
-    monkeypatch.setattr(knowledge, "ALPHA", 0.10)
+    monkeypatch.setattr(claims, "ALPHA", 0.10)
     mutant_rate = sim.simulate("style", n, n, 600)["any"]
     monkeypatch.undo()
     print(f"\none-sided 2.5 % vs 5 %: {real_rate:.4f} vs {mutant_rate:.4f}")
