@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness_ext import DEFAULT_EVAL_TASKS  # fm5 eval's tasks: the probe and the QA tasks
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -100,22 +102,25 @@ def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int 
     return folders[0]
 
 
-@pytest.fixture(scope="session")
-def base_run(tmp_path_factory, small_qa, smollm2_gguf) -> Path:
-    """One real lm_eval run of the packaged SmolLM2 GGUF on both tasks (the first 4 test questions of `small_qa`)."""
-    pretrained, gguf = smollm2_gguf
-    return run_lm_eval(
-        tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
-        "--gen_kwargs", "max_gen_toks=32", limit=4,
-    )
+STOCK_SETTINGS = ("--gen_kwargs", "max_gen_toks=32")  # with limit=4 and run_lm_eval's batch size 4
 
 
 @pytest.fixture(scope="session")
-def mc_run(tmp_path_factory, small_qa, smollm2_gguf, fm5_cache) -> Path:
-    """One real lm_eval run of the packaged SmolLM2 GGUF on the multiple-choice probe (4 test questions)."""
+def base_run(tmp_path_factory, small_qa, smollm2_gguf, fm5_cache) -> Path:
+    """One real lm_eval run of the packaged SmolLM2 GGUF on the QA tasks and the multiple-choice probe (the first 4
+    test questions of `small_qa`), shared by every test that reads a stock run of the base."""
     pretrained, gguf = smollm2_gguf
-    return run_lm_eval(tmp_path_factory.mktemp("mc_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
-                       limit=4, tasks="fm5_qa_mc_open,fm5_qa_mc_closed")
+    return run_lm_eval(tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
+                       *STOCK_SETTINGS, limit=4, tasks=",".join(DEFAULT_EVAL_TASKS))
+
+
+@pytest.fixture(scope="session")
+def adapter_run(tmp_path_factory, small_qa, smollm2_gguf, random_adapter, fm5_cache) -> Path:
+    """The same stock run with `random_adapter` over the base (peft=...), the same settings."""
+    pretrained, gguf = smollm2_gguf
+    return run_lm_eval(tmp_path_factory.mktemp("adapter_run"), small_qa,
+                       f"pretrained={pretrained},gguf_file={gguf},peft={random_adapter}", *STOCK_SETTINGS, limit=4,
+                       tasks=",".join(DEFAULT_EVAL_TASKS))
 
 
 @pytest.fixture(scope="session")

@@ -149,7 +149,7 @@ def test_planted_leaks_are_caught_and_named_by_probe(tmp_path, clean_inputs, sha
 
 @pytest.mark.slow
 def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, shared_qa, smollm2_gguf):
-    """`fm5 train` (the embedded config, 2 steps) -> `fm5 eval` of both probes (the split from fm5_run.json) ->
+    """`fm5 train` (the embedded config, 2 steps of one sequence) -> `fm5 eval` of both probes (the split from fm5_run.json) ->
     `fm5 report`: the rules training applied leave the report nothing to warn about, and fm5_run.json records what
     each probe's rule dropped."""
     import os
@@ -164,6 +164,7 @@ def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, sh
     run, evals = tmp_path / "run", tmp_path / "evals"
     proc = subprocess.run([*fm5, "train", "--config", str(REPO / "training" / "configs" / "smollm2_cpu.yaml"),
                            "--data", str(shared_qa), "--output_dir", str(run), "--max_steps", "2",
+                           "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
                            "--save_strategy", "no", "--eval_strategy", "no"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "fm5_run.json").read_text())["decontamination"]

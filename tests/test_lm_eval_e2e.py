@@ -4,8 +4,8 @@ computation of every metric."""
 import pytest
 import torch
 
-from conftest import read_results, read_samples, run_lm_eval
-from harness_ext import metrics, prompts
+from conftest import read_results, read_samples
+from harness_ext import DEFAULT_EVAL_TASKS, metrics, prompts
 from harness_ext.metrics import family_metrics
 from harness_ext.models import bertscore_backbone
 from harness_ext.results import load_run
@@ -66,23 +66,20 @@ def test_metrics_match_an_independent_computation(base_run, smollm2, task):
 
 def test_results_reader_recomputes_the_aggregates(base_run):
     run = load_run(base_run)
-    assert run.limit == 4 and set(run.tasks) == set(TASKS)
+    assert run.limit == 4 and set(run.tasks) == set(DEFAULT_EVAL_TASKS)
     from harness_ext.results import corpus_value, per_question
 
-    for tr in run.tasks.values():
+    for tr in run.tasks.values():  # the QA tasks and the probe, each by its own metrics
         assert len(tr.questions) == 4 and tr.n_original == 8
-        for metric in METRICS:
+        for metric in family_metrics(tr.family):
             assert corpus_value(metric, per_question(tr, metric)) == pytest.approx(tr.aggregate[metric], abs=1e-4)
 
 
-def test_lm_eval_on_a_peft_adapter_over_the_gguf_base(tmp_path, small_qa, smollm2_gguf, random_adapter, base_run):
-    pretrained, gguf = smollm2_gguf
-    folder = run_lm_eval(tmp_path, small_qa, f"pretrained={pretrained},gguf_file={gguf},peft={random_adapter}",
-                         "--gen_kwargs", "max_gen_toks=8", limit=1)
-    res = _results(folder)
+def test_lm_eval_on_a_peft_adapter_over_the_gguf_base(adapter_run, random_adapter, base_run):
+    res = _results(adapter_run)
     base = _results(base_run)
     for task in TASKS:
         assert {f"{m},none" for m in METRICS} <= set(res["results"][task])
-    assert load_run(folder).label == "random-lora"
-    assert _samples(folder, "fm5_qa_closed")[0]["perplexity"] != _samples(base_run, "fm5_qa_closed")[0]["perplexity"]
+    assert load_run(adapter_run).label == "random-lora" and res["config"]["model_args"]["peft"] == str(random_adapter)
+    assert _samples(adapter_run, "fm5_qa_closed")[0]["perplexity"] != _samples(base_run, "fm5_qa_closed")[0]["perplexity"]
     assert base["config"]["model_args"].get("peft") is None

@@ -125,10 +125,10 @@ _samples, _results = read_samples, read_results
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", MC_TASKS)
-def test_logged_loglikelihoods_recompute_every_reported_score(mc_run, smollm2, task):
+def test_logged_loglikelihoods_recompute_every_reported_score(base_run, smollm2, task):
     _, tokenizer, _ = smollm2
-    res = _results(mc_run)
-    samples = _samples(mc_run, task)
+    res = _results(base_run)
+    samples = _samples(base_run, task)
     assert len(samples) == 4
     recomputed = {m: [] for m in ("acc", "acc_norm", "acc_pmi", "margin")}
     for s in samples:
@@ -159,8 +159,8 @@ def test_logged_loglikelihoods_recompute_every_reported_score(mc_run, smollm2, t
 
 
 @pytest.mark.slow
-def test_results_reader_reads_the_probe(mc_run):
-    run = load_run(mc_run)
+def test_results_reader_reads_the_probe(base_run):
+    run = load_run(base_run)
     tr = run.tasks["fm5_qa_mc_closed"]
     assert tr.family == "mc" and tr.metrics == ["acc", "acc_norm", "acc_pmi", "margin"]
     assert np.mean(per_question(tr, "margin")) == pytest.approx(tr.aggregate["margin"], abs=1e-9)
@@ -169,7 +169,7 @@ def test_results_reader_reads_the_probe(mc_run):
 
 
 @pytest.mark.slow
-def test_mc_options_are_the_same_in_every_process(mc_run, small_qa, fm5_cache):
+def test_mc_options_are_the_same_in_every_process(base_run, small_qa, fm5_cache):
     """Another process (fresh embedding computation, another cache) builds the very options lm_eval used."""
     code = ("import json, sys; from harness_ext.probe import load_mc_docs; "
             "print(json.dumps({d['id']: [d['choices'], d['gold']] for d in load_mc_docs(sys.argv[1])}))")
@@ -179,7 +179,7 @@ def test_mc_options_are_the_same_in_every_process(mc_run, small_qa, fm5_cache):
     out = subprocess.run([sys.executable, "-c", code, str(small_qa)], capture_output=True, text=True, check=True,
                          env={**os.environ, "FM5_CACHE": str(env_cache)}).stdout
     theirs = json.loads(out.strip().splitlines()[-1])
-    for s in _samples(mc_run, "fm5_qa_mc_closed"):
+    for s in _samples(base_run, "fm5_qa_mc_closed"):
         assert theirs[s["doc"]["id"]] == [s["doc"]["choices"], s["doc"]["gold"]]
 
 

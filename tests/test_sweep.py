@@ -6,18 +6,14 @@ import subprocess
 
 import pytest
 
-from conftest import run_lm_eval
-from conftest import FM5
-from harness_ext import models
-from harness_ext.results import load_run
-
-from harness_ext import DEFAULT_EVAL_TASKS
+from conftest import FM5, STOCK_SETTINGS
+from harness_ext import DEFAULT_EVAL_TASKS, models
 from harness_ext.metrics import family_metrics
+from harness_ext.results import load_run
 
 pytestmark = pytest.mark.slow  # fm5 eval runs with the packaged model
 
 TASKS = DEFAULT_EVAL_TASKS  # fm5 eval's default: the QA tasks and the multiple-choice probe
-SETTINGS = ["--limit", "2", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8"]
 
 
 def fm5_eval(out, model_args, *adapters, extra=()):
@@ -31,18 +27,20 @@ def _results(folder):
     return json.loads(path.read_text())["results"]
 
 
-def test_sweep_equals_separate_lm_eval_runs(tmp_path, small_qa, smollm2_gguf, random_adapter, fm5_cache):
+def test_sweep_equals_separate_lm_eval_runs(tmp_path, small_qa, smollm2_gguf, random_adapter, base_run, adapter_run):
+    """One `fm5 eval` of the base and an adapter writes what two stock lm_eval runs with the same settings write
+    (conftest's session runs: --limit 4, batch size 4, 32 new tokens, the chat template)."""
     pretrained, gguf = smollm2_gguf
     args = f"pretrained={pretrained},gguf_file={gguf}"
     proc = fm5_eval(tmp_path / "sweep", args, random_adapter,
-                    extra=[*SETTINGS, "--apply_chat_template", "--data", str(small_qa)])
+                    extra=["--limit", "4", "--batch_size", "4", *STOCK_SETTINGS, "--apply_chat_template", "--data",
+                           str(small_qa)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[fm5 eval] 1/2 base" in proc.stdout and "[fm5 eval] 2/2 random-lora" in proc.stdout
-    for folder, extra_args in (("base", ""), ("random-lora", f",peft={random_adapter}")):
-        stock = run_lm_eval(tmp_path / f"stock-{folder}", small_qa, args + extra_args, "--gen_kwargs",
-                            "max_gen_toks=8", limit=2, tasks=",".join(TASKS))
+    for folder, stock in (("base", base_run), ("random-lora", adapter_run)):
         ours = _results(tmp_path / "sweep" / folder)
         theirs = _results(stock)
+        assert set(ours) == set(theirs) == set(TASKS)
         for task in TASKS:
             for metric in family_metrics("mc" if "_mc_" in task else "qa"):
                 # fm5 eval scores requests sharing a prompt from one pass over it (harness_ext.lm): the same

@@ -76,14 +76,21 @@ def test_wheel_ships_the_task_folder_and_the_commands(tmp_path):
     assert out.returncode == 0 and "--baseline" in out.stdout, out.stderr[-2000:]
 
 
+@pytest.fixture(scope="module")
+def our_tasks_only():
+    """An index of this suite's task folder alone, with no metadata (indexing lm-eval's own task folders takes ~8 s
+    and changes nothing here); each test loads its task from it afresh."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(tasks_path()), include_defaults=False)
+
+
 # lm-eval's own task contract (the checks of `TestBaseTasks` in lm-eval's tests/test_tasks.py), with no model
 # loaded and the data coming from FM5_DATA, as lm-eval's test runs it.
 @pytest.fixture(params=TASKS + MC_TASKS)
-def contract_task(request, shared_qa, monkeypatch):
-    from lm_eval.tasks import TaskManager
-
+def contract_task(request, our_tasks_only, shared_qa, monkeypatch):
     monkeypatch.setenv("FM5_DATA", str(shared_qa))
-    return TaskManager(include_path=str(tasks_path())).load([request.param])["tasks"][request.param]
+    return our_tasks_only.load([request.param])["tasks"][request.param]
 
 
 LIMIT = 10
@@ -190,11 +197,9 @@ def test_backbone_is_recorded_in_task_metadata(loaded):
         assert len(task.config.metadata["fm5_data_sha256"]) == 64
 
 
-def test_missing_data_location_is_a_clear_error(monkeypatch):
-    from lm_eval.tasks import TaskManager
-
+def test_missing_data_location_is_a_clear_error(our_tasks_only, monkeypatch):
     from harness_ext.data import DataError
 
     monkeypatch.delenv("FM5_DATA", raising=False)
     with pytest.raises(DataError, match="fm5_data"):
-        TaskManager(include_path=str(tasks_path())).load(["fm5_qa_open"])
+        our_tasks_only.load(["fm5_qa_open"])
