@@ -18,7 +18,7 @@ from harness_ext import claims
 from harness_ext import results
 from harness_ext import run_layout
 from harness_ext.errors import UsageError
-from reports import sections
+from reports import question_tables, sections
 from reports.charts import charts, forest
 from reports.render import render_html, render_markdown  # noqa: F401 - callers print what they build
 from reports.view import Report
@@ -278,7 +278,8 @@ def build(paths: list[str], base_path: str | None = None, primary_text: str | No
         verdict=view.verdict, verdict_lines=view.lines, did=view.did, closure=view.closure,
         transitions=view.transitions, knowledge_notes=view.notes, charts=charts(base, others, tasks, histories),
         forest=forest(groups), gains=sections.first_screen(base, view.effects, declared),
-        questions=sections.question_rows(base, others, tasks), choices=sections.choice_rows(base, others, tasks),
-        provenance=provenance(runs, trainings), flip_threshold=f"{sections.FLIP_THRESHOLD:.2f}",
+        questions=question_tables.question_rows(base, others, tasks),
+        choices=question_tables.choice_rows(base, others, tasks),
+        provenance=provenance(runs, trainings), flip_threshold=f"{question_tables.FLIP_THRESHOLD:.2f}",
         missing=[f"{r.label}/{t}" for r in runs for t in r.missing_samples],
     )

@@ -60,7 +60,8 @@ def test_headings_of_the_shared_passages(shared_rows):
 
     groups = Split(0.3, 42).groups(shared_rows)
     readable = list(dict.fromkeys(r["passage"].strip() for r in groups.train + groups.seen))
-    pages = {r["passage"].strip(): r["page"] for r in shared_rows}
+    pages = views.passage_pages([*shared_rows, {"passage": "no page", "page": True}, {"passage": "p", "page": "61"}])
+    assert len(pages) == len({r["passage"].strip() for r in shared_rows})  # a bool or a string is not a page
     heading_of = views.headings(readable, pages)
     named = [t for t in readable if heading_of[t]]
     assert len(named) > len(readable) / 2  # most passages of the manual's chapters get their chapter's title

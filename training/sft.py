@@ -197,9 +197,8 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     # (document_views / document_headings: each pass shows the texts differently, training.views)
     schedule = script.document_schedule if inputs.documents else "staged"
     mixed = schedule in ("mixed", "pit") or (not script.qa and bool(inputs.documents))
-    pages = {r["passage"].strip(): r["page"] for r in checked.rows
-             if isinstance(r.get("page"), int) and not isinstance(r.get("page"), bool)}
-    heading_of = views.headings([d["text"] for d in inputs.documents], pages) if script.document_headings else {}
+    heading_of = (views.headings([d["text"] for d in inputs.documents], views.passage_pages(checked.rows))
+                  if script.document_headings else {})
     passes = stages.document_passes(script, sft, inputs.documents, heading_of)
     views_record = None if passes is None else views.summary(passes, [d["text"] for d in inputs.documents],
                                                              heading_of)

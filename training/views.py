@@ -44,6 +44,13 @@ def own_heading(text: str) -> str | None:
     return None
 
 
+def passage_pages(rows: list[dict]) -> dict[str, int]:
+    """Each QA row's passage -> its page (the optional ``page`` field, where it is a whole number): where
+    :func:`headings` looks for the nearest header of a passage that carries none."""
+    return {r["passage"].strip(): r["page"] for r in rows
+            if isinstance(r.get("page"), int) and not isinstance(r.get("page"), bool)}
+
+
 def headings(texts: list[str], pages: dict[str, int]) -> dict[str, str | None]:
     """Each text's heading (module docstring): its own header, else that of the nearest text at or before its page
     (``pages``: text -> page number, for the texts whose page is known)."""
