@@ -513,6 +513,25 @@ def test_a_null_override_sets_a_field_to_null():
     assert script.max_train_rows is None  # the config says 160
 
 
+def test_every_declared_grid_cell_is_a_valid_training_config(monkeypatch):
+    """bench/recipe_grid.yaml's cells as its runner hands them to `fm5 train`: each one a valid config that sets what
+    the cell says (a misspelt option would cost a cell ~47 minutes before it failed)."""
+    import importlib
+
+    import yaml
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    runner = importlib.import_module("recipe_grid")
+    grid = yaml.safe_load(runner.GRID.read_text())
+    declared = [c for c in grid["cells"] if c["overrides"] is not None]
+    assert [c["name"] for c in declared[:2]] == ["recipe", "views"] and grid["split_seed"] == 42
+    for cell in declared:
+        overrides = train_config.parse_overrides(runner.overrides_argv(cell["overrides"]))
+        script, _ = sft.load_config(str(REPO / grid["config"]), {**overrides, "output_dir": "unused"})
+        for key, value in cell["overrides"].items():
+            assert getattr(script, key) == value, (cell["name"], key)
+
+
 def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
     from fm5.cli import main as fm5
 
