@@ -102,25 +102,27 @@ def run_lm_eval(out: Path, data: Path, model_args: str, *extra: str, limit: int 
     return folders[0]
 
 
-STOCK_SETTINGS = ("--gen_kwargs", "max_gen_toks=32")  # with limit=4 and run_lm_eval's batch size 4
+STOCK_LIMIT = 4  # questions per task of the shared stock runs (their batch size: run_lm_eval's 4)
+STOCK_SETTINGS = ("--gen_kwargs", "max_gen_toks=32")
+
+
+def _stock_run(out: Path, data: Path, model_args: str) -> Path:
+    """A shared stock run: fm5 eval's default tasks (the probe and the QA tasks) with the settings above."""
+    return run_lm_eval(out, data, model_args, *STOCK_SETTINGS, limit=STOCK_LIMIT, tasks=",".join(DEFAULT_EVAL_TASKS))
 
 
 @pytest.fixture(scope="session")
 def base_run(tmp_path_factory, small_qa, smollm2_gguf, fm5_cache) -> Path:
-    """One real lm_eval run of the packaged SmolLM2 GGUF on the QA tasks and the multiple-choice probe (the first 4
-    test questions of `small_qa`), shared by every test that reads a stock run of the base."""
-    pretrained, gguf = smollm2_gguf
-    return run_lm_eval(tmp_path_factory.mktemp("base_run"), small_qa, f"pretrained={pretrained},gguf_file={gguf}",
-                       *STOCK_SETTINGS, limit=4, tasks=",".join(DEFAULT_EVAL_TASKS))
+    """One real lm_eval run of the packaged SmolLM2 GGUF (the first 4 test questions of `small_qa`), shared by every
+    test that reads a stock run of the base."""
+    return _stock_run(tmp_path_factory.mktemp("base_run"), small_qa, "pretrained={},gguf_file={}".format(*smollm2_gguf))
 
 
 @pytest.fixture(scope="session")
 def adapter_run(tmp_path_factory, small_qa, smollm2_gguf, random_adapter, fm5_cache) -> Path:
-    """The same stock run with `random_adapter` over the base (peft=...), the same settings."""
-    pretrained, gguf = smollm2_gguf
-    return run_lm_eval(tmp_path_factory.mktemp("adapter_run"), small_qa,
-                       f"pretrained={pretrained},gguf_file={gguf},peft={random_adapter}", *STOCK_SETTINGS, limit=4,
-                       tasks=",".join(DEFAULT_EVAL_TASKS))
+    """The same stock run with `random_adapter` over the base (peft=...)."""
+    return _stock_run(tmp_path_factory.mktemp("adapter_run"), small_qa,
+                      "pretrained={},gguf_file={},peft={}".format(*smollm2_gguf, random_adapter))
 
 
 @pytest.fixture(scope="session")

@@ -149,9 +149,9 @@ def test_planted_leaks_are_caught_and_named_by_probe(tmp_path, clean_inputs, sha
 
 @pytest.mark.slow
 def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, shared_qa, smollm2_gguf):
-    """`fm5 train` (the embedded config, 2 steps of one sequence) -> `fm5 eval` of both probes (the split from fm5_run.json) ->
-    `fm5 report`: the rules training applied leave the report nothing to warn about, and fm5_run.json records what
-    each probe's rule dropped."""
+    """`fm5 train` (the embedded config, 2 steps of one sequence) -> `fm5 eval` of both probes (the split from
+    fm5_run.json) -> `fm5 report`: the rules training applied leave the report nothing to warn about, and
+    fm5_run.json records what each probe's rule dropped."""
     import os
     import subprocess
     import sys

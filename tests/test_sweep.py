@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import FM5, STOCK_SETTINGS
+from conftest import FM5, STOCK_LIMIT, STOCK_SETTINGS
 from harness_ext import DEFAULT_EVAL_TASKS, models
 from harness_ext.metrics import family_metrics
 from harness_ext.results import load_run
@@ -29,12 +29,12 @@ def _results(folder):
 
 def test_sweep_equals_separate_lm_eval_runs(tmp_path, small_qa, smollm2_gguf, random_adapter, base_run, adapter_run):
     """One `fm5 eval` of the base and an adapter writes what two stock lm_eval runs with the same settings write
-    (conftest's session runs: --limit 4, batch size 4, 32 new tokens, the chat template)."""
+    (conftest's shared stock runs: the same limit, batch size, new tokens and chat template)."""
     pretrained, gguf = smollm2_gguf
     args = f"pretrained={pretrained},gguf_file={gguf}"
     proc = fm5_eval(tmp_path / "sweep", args, random_adapter,
-                    extra=["--limit", "4", "--batch_size", "4", *STOCK_SETTINGS, "--apply_chat_template", "--data",
-                           str(small_qa)])
+                    extra=["--limit", str(STOCK_LIMIT), "--batch_size", "4", *STOCK_SETTINGS,
+                           "--apply_chat_template", "--data", str(small_qa)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[fm5 eval] 1/2 base" in proc.stdout and "[fm5 eval] 2/2 random-lora" in proc.stdout
     for folder, stock in (("base", base_run), ("random-lora", adapter_run)):
