@@ -1,12 +1,11 @@
 """Sentence embeddings: the model that picks the probes' hard negatives and decides the decontamination rules'
 near-duplicates (the packaged all-MiniLM-L6-v2 unless told otherwise), its mean-pooled unit vectors, and their cache
-in ``$FM5_CACHE/embeddings``."""
+in ``$FM5_CACHE/embeddings``, one vector per distinct text."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from harness_ext.models import MINILM_ID, ModelError, cache_root, packaged_minilm
@@ -60,28 +59,62 @@ def embedding_model(model: str | None = None) -> dict:
     return {"model": model, "name": Path(model).name}
 
 
-@lru_cache(maxsize=4)
-def cached(texts: tuple[str, ...], model_path: str):
-    """Embeddings of ``texts``, computed once per text list and model and kept in ``$FM5_CACHE/embeddings`` (~15 s for
-    500 answers on 2 CPU cores; both probe tasks, every model of a sweep and the decontamination rule reuse them)."""
+_STORES: dict[tuple[str, str], dict[str, object]] = {}  # (cache folder, model) -> {text key: vector}, per process
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _shard_folder(model_path: str) -> Path:
+    return cache_root() / "embeddings" / hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
+
+
+def _read_shards(folder: Path, store: dict) -> None:
+    """Adds every complete shard in ``folder`` to ``store`` (a damaged one is skipped: its texts are computed again)."""
     import numpy as np
 
-    key = hashlib.sha256("\x00".join((str(model_path), *texts)).encode()).hexdigest()[:24]
-    path = cache_root() / "embeddings" / f"{key}.npy"
-    if path.is_file():
+    for shard in sorted(folder.glob("*.npz")):
         try:
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                return vectors
-        except (OSError, ValueError):
-            pass  # a damaged entry: compute it again
-    vectors = sentence_embeddings(list(texts), model_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, vectors)
-    os.replace(tmp, path)
-    return vectors
+            with np.load(shard) as npz:
+                store.update(zip(npz["keys"].tolist(), npz["vectors"]))
+        except (OSError, ValueError, KeyError):
+            continue
+
+
+def cached(texts: tuple[str, ...], model_path: str):
+    """Embeddings of ``texts``: each distinct text is computed once per model and kept in ``$FM5_CACHE/embeddings``
+    (one shard per computation, written atomically, read by every later call and process; ~15 s for 500 answers on
+    2 CPU cores). Both probe tasks, every model of a sweep, the decontamination rules and the study questions share
+    them, whatever lists they ask for."""
+    import numpy as np
+
+    if not texts:
+        return sentence_embeddings([], model_path)
+    folder = _shard_folder(model_path)
+    store = _STORES.setdefault((str(cache_root()), str(model_path)), {})
+    keys = [_text_key(t) for t in texts]
+    if not store:
+        _read_shards(folder, store)
+    missing = {k: t for k, t in zip(keys, texts) if k not in store}
+    if missing:
+        _read_shards(folder, store)  # another process may have computed them meanwhile
+        missing = {k: t for k, t in missing.items() if k not in store}
+    if missing:
+        vectors = sentence_embeddings(list(missing.values()), model_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256("\x00".join(missing).encode()).hexdigest()[:24]
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array(list(missing)), vectors=vectors)
+        os.replace(tmp, folder / f"{name}.npz")
+        store.update(zip(missing, vectors))
+    return np.stack([store[k] for k in keys])
+
+
+def forget() -> None:
+    """Drops this process's copy of the cache (the files stay): the next call reads them again."""
+    _STORES.clear()
 
 
 def embed(texts: tuple[str, ...], embedding: str | None = None):

@@ -74,12 +74,13 @@ def test_too_few_rows_and_bad_k_are_one_line_errors(tmp_path):
 
 def test_load_docs_on_the_shared_file(shared_qa, tmp_path, monkeypatch):
     monkeypatch.setenv("FM5_CACHE", str(tmp_path))  # a cache of its own: other tests fill the session's
-    embeddings.cached.cache_clear()
     docs = probe.load_mc_docs(shared_qa)
-    (cached,) = tmp_path.glob("embeddings/*.npy")
-    embeddings.cached.cache_clear()
+    (cached,) = tmp_path.glob("embeddings/*/*.npz")
+    embeddings.forget()
     again = probe.load_mc_docs(shared_qa)  # from the file this time
-    assert docs == again and len(docs) == 50 and cached.stat().st_size > 500 * 384 * 4
+    assert docs == again and len(docs) == 50
+    with np.load(cached) as shard:  # one vector per distinct answer text of the file
+        assert shard["vectors"].shape == (len({prompts.completion_text(r) for r in data.load_qa(shared_qa)}), 384)
     _, test = data.Split().apply(data.load_qa(shared_qa))
     assert [d["id"] for d in docs] == [r["id"] for r in test]
     assert all(len(d["choices"]) == 4 and d["choices"][d["gold"]] == d["answer"].strip() for d in docs)
