@@ -1,6 +1,6 @@
 # Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models, ~7 min)
-#                 make test   (set up, then run the test suite, ~30-40 min on 2 cores)
-#                 make test-fast  (the suite without the end-to-end runs marked slow: the edit-test loop, ~5 min)
+#                 make test   (set up, then run the test suite, ~21 min on 2 cores)
+#                 make test-fast  (the suite without the end-to-end runs marked slow: the edit-test loop, ~4 min)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/fm5/qa_pairs.jsonl
@@ -23,8 +23,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/fm5 demo --data $(DATA) --output fm5-demo
 
+# Both cores: one pytest worker each, each test module on one worker (its module fixtures built once); the session
+# fixtures that cost most are built once for both (tests/conftest.py). WORKERS=0: one process.
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
 test: setup
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: setup   # the fuzz tests with 100 cases per input kind here (make test: 1,000)
-	FM5_FUZZ_CASES=100 $(PY) -m pytest -q -m "not slow"
+	FM5_FUZZ_CASES=100 $(PYTEST) -m "not slow"

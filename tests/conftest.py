@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from harness_ext import DEFAULT_EVAL_TASKS  # fm5 eval's tasks: the probe and th
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test`: one worker per core, so one thread per worker (and per
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # process it starts): two workers
+        os.environ.setdefault(var, "1")  # of two threads each on two cores ran the fast lane 30 % slower than one
 
 REPO = Path(__file__).resolve().parents[1]
 FM5 = (sys.executable, "-m", "fm5")  # the command line every subprocess test runs (`fm5 ...`)
@@ -48,10 +52,18 @@ def small_qa(tmp_path_factory, shared_rows) -> Path:
     return write_jsonl(tmp_path_factory.mktemp("data") / "small_qa.jsonl", rows)
 
 
+def _session_root(tmp_path_factory) -> Path:
+    """The folder every worker of this test session shares (under `pytest -n 2`, the workers' common parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fm5_cache(tmp_path_factory) -> Path:
-    """The conversion and embedding cache of this test session (never the user's)."""
-    path = tmp_path_factory.mktemp("fm5_cache")
+    """The conversion and embedding cache of this test session (never the user's), one for all workers of
+    `pytest -n 2` (the cache's writes are atomic, so each converted base and embedding is computed once)."""
+    path = _session_root(tmp_path_factory) / "fm5_cache"
+    path.mkdir(exist_ok=True)
     os.environ["FM5_CACHE"] = str(path)
     return path
 
@@ -106,39 +118,61 @@ STOCK_LIMIT = 4  # questions per task of the shared stock runs (their batch size
 STOCK_SETTINGS = ("--gen_kwargs", "max_gen_toks=32")
 
 
-def _stock_run(out: Path, data: Path, model_args: str) -> Path:
-    """A shared stock run: fm5 eval's default tasks (the probe and the QA tasks) with the settings above."""
-    return run_lm_eval(out, data, model_args, *STOCK_SETTINGS, limit=STOCK_LIMIT, tasks=",".join(DEFAULT_EVAL_TASKS))
+@contextmanager
+def _once(tmp_path_factory, name: str):
+    """Yields (folder, whether to build it): the first worker of the test session to ask builds under a lock and
+    marks it built; every other worker waits for the mark and reads the same folder."""
+    import fcntl
+
+    root = _session_root(tmp_path_factory) / "shared"
+    root.mkdir(exist_ok=True)
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = root / f"{name}.built"
+        yield root / name, not built.is_file()
+        built.touch()
+
+
+def _stock_run(tmp_path_factory, name: str, data: Path, model_args: str) -> Path:
+    """A shared stock run: fm5 eval's default tasks (the probe and the QA tasks) with the settings above, once per
+    test session."""
+    with _once(tmp_path_factory, name) as (out, build):
+        if build:
+            run_lm_eval(out, data, model_args, *STOCK_SETTINGS, limit=STOCK_LIMIT, tasks=",".join(DEFAULT_EVAL_TASKS))
+    (folder,) = [p.parent for p in out.rglob("results_*.json")]
+    return folder
 
 
 @pytest.fixture(scope="session")
 def base_run(tmp_path_factory, small_qa, smollm2_gguf, fm5_cache) -> Path:
     """One real lm_eval run of the packaged SmolLM2 GGUF (the first 4 test questions of `small_qa`), shared by every
     test that reads a stock run of the base."""
-    return _stock_run(tmp_path_factory.mktemp("base_run"), small_qa, "pretrained={},gguf_file={}".format(*smollm2_gguf))
+    return _stock_run(tmp_path_factory, "base_run", small_qa, "pretrained={},gguf_file={}".format(*smollm2_gguf))
 
 
 @pytest.fixture(scope="session")
 def adapter_run(tmp_path_factory, small_qa, smollm2_gguf, random_adapter, fm5_cache) -> Path:
     """The same stock run with `random_adapter` over the base (peft=...)."""
-    return _stock_run(tmp_path_factory.mktemp("adapter_run"), small_qa,
+    return _stock_run(tmp_path_factory, "adapter_run", small_qa,
                       "pretrained={},gguf_file={},peft={}".format(*smollm2_gguf, random_adapter))
 
 
 @pytest.fixture(scope="session")
-def random_adapter(smollm2, tmp_path_factory):
-    """A LoRA adapter over the packaged base with non-zero weights, so it changes the model's outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
+def random_adapter(request, tmp_path_factory) -> Path:
+    """A LoRA adapter over the packaged base with non-zero weights (seeded), so it changes the model's outputs;
+    saved once per test session."""
+    with _once(tmp_path_factory, "adapter") as (folder, build):
+        if build:
+            import torch
+            from peft import LoraConfig, get_peft_model
 
-    model, _, _ = smollm2
-    torch.manual_seed(0)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
-    path = tmp_path_factory.mktemp("adapter") / "random-lora"
-    peft_model.save_pretrained(path)
-    peft_model.unload()  # give the shared session model back unchanged
-    return path
+            model, _, _ = request.getfixturevalue("smollm2")
+            torch.manual_seed(0)
+            peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                          init_lora_weights=False))
+            peft_model.save_pretrained(folder / "random-lora")
+            peft_model.unload()  # give the shared session model back unchanged
+    return folder / "random-lora"
 
 
 LLAMA3_TEMPLATE = (

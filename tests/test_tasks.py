@@ -164,6 +164,7 @@ def test_process_results_counts_only_answer_tokens(loaded, smollm2):
     task = loaded["fm5_qa_open"]
     task.config.metadata["fm5_tokenizer"] = str(folder)
     doc = task.test_docs()[0]
+    task.construct_requests(doc=doc, ctx=task.fewshot_context(doc, 0), metadata=("fm5_qa_open", 0, 1))  # its prompt
     answer = doc["answer"].strip()
     n = len(tokenizer(answer, add_special_tokens=False)["input_ids"])
     out = task.process_results(doc, [f"  {answer} ", (-30.5, False), (-0.5, True)])
