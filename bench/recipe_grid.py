@@ -4,8 +4,9 @@ and print both lines of the verdict against the base with the diff-in-diffs behi
 
     python bench/recipe_grid.py --data ../shared/fm5/qa_pairs.jsonl --out runs/grid [--cells NAME ...]
 
-The base is evaluated once per split (`OUT/evals-base`, kept and reused: it does not change between cells). A
-failed cell is printed as failed and the next one still runs. Leave the checkout alone while it runs: the `fm5`
+The base is evaluated once per split (`OUT/evals-base`, kept and reused: it does not change between cells). Each
+cell's result is one JSON line, printed and appended to `OUT/log.txt`; a failed cell is recorded as failed and the
+next one still runs. Leave the checkout alone while it runs: the `fm5`
 subprocesses read it, and lm-eval reads the task hooks from the installed checkout.
 """
 
@@ -28,6 +29,14 @@ ROWS = (("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_cl
 
 def overrides_argv(overrides: dict) -> list[str]:
     return [a for k, v in overrides.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, bool) else str(v))]
+
+
+def record(out: Path, result: dict) -> None:
+    """One cell's result: printed, and appended to OUT/log.txt (the grid's record across sessions)."""
+    line = json.dumps(result)
+    print(line, flush=True)
+    with open(out / "log.txt", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
 
 
 def main() -> None:
@@ -62,8 +71,7 @@ def main() -> None:
         t0 = time.time()
         ok = run([*fm5, "eval", *model_args, "--metadata", json.dumps(split), "--output_path", str(base)],
                  out / "base.log")
-        print(json.dumps({"cell": "base", "status": "ok" if ok else "failed", "eval_s": round(time.time() - t0)}),
-              flush=True)
+        record(out, {"cell": "base", "status": "ok" if ok else "failed", "eval_s": round(time.time() - t0)})
         if not ok:
             return
     for cell in cells:
@@ -82,12 +90,12 @@ def main() -> None:
                          str(evals), "--overwrite"], log)
         t_eval = time.time() - t0 - t_train
         if not ok:
-            print(json.dumps({"cell": name, "status": "failed", "log": str(log)}), flush=True)
+            record(out, {"cell": name, "status": "failed", "log": str(log)})
             continue
         report = build([str(base / "base"), str(evals / final.name)], str(base / "base"))
         did = {(d.model, d.task, d.metric): d for d in report.did}
-        record = json.loads((train / "fm5_run.json").read_text())
-        print(json.dumps({
+        provenance = json.loads((train / "fm5_run.json").read_text())
+        record(out, {
             "cell": name, "status": "ok", "overrides": cell["overrides"], "train_s": round(t_train),
             "eval_s": round(t_eval), "lines": [line.sentence for line in report.verdict_lines],
             "pair": report.verdict.sentence,
@@ -95,9 +103,9 @@ def main() -> None:
                                          "interval": d.interval, "p": d.p}
                     for (model, task, metric), d in did.items() if (task, metric) in ROWS},
             "stages": [{k: s.get(k) for k in ("name", "global_step", "sequences", "rows", "texts", "views")}
-                       for s in record["stages"]],
-            "study_questions": (record.get("decontamination") or {}).get("study_questions"),
-        }), flush=True)
+                       for s in provenance["stages"]],
+            "study_questions": (provenance.get("decontamination") or {}).get("study_questions"),
+        })
 
 
 if __name__ == "__main__":
