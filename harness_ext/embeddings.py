@@ -59,7 +59,7 @@ def embedding_model(model: str | None = None) -> dict:
     return {"model": model, "name": Path(model).name}
 
 
-_STORES: dict[tuple[str, str], dict[str, object]] = {}  # (cache folder, model) -> {text key: vector}, per process
+_STORES: dict[tuple[str, str], tuple[dict, set]] = {}  # (cache folder, model) -> ({text key: vector}, shards read)
 
 
 def _text_key(text: str) -> str:
@@ -70,14 +70,18 @@ def _shard_folder(model_path: str) -> Path:
     return cache_root() / "embeddings" / hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
 
 
-def _read_shards(folder: Path, store: dict) -> None:
-    """Adds every complete shard in ``folder`` to ``store`` (a damaged one is skipped: its texts are computed again)."""
+def _read_new_shards(folder: Path, vectors: dict, read: set) -> None:
+    """Adds every complete shard in ``folder`` not read yet to ``vectors`` (a damaged one is skipped: its texts are
+    computed again)."""
     import numpy as np
 
     for shard in sorted(folder.glob("*.npz")):
+        if shard.name in read:
+            continue
+        read.add(shard.name)
         try:
             with np.load(shard) as npz:
-                store.update(zip(npz["keys"].tolist(), npz["vectors"]))
+                vectors.update(zip(npz["keys"].tolist(), npz["vectors"]))
         except (OSError, ValueError, KeyError):
             continue
 
@@ -92,22 +96,20 @@ def cached(texts: tuple[str, ...], model_path: str):
     if not texts:
         return sentence_embeddings([], model_path)
     folder = _shard_folder(model_path)
-    store = _STORES.setdefault((str(cache_root()), str(model_path)), {})
+    store, read = _STORES.setdefault((str(cache_root()), str(model_path)), ({}, set()))
     keys = [_text_key(t) for t in texts]
-    if not store:
-        _read_shards(folder, store)
+    if any(k not in store for k in keys):
+        _read_new_shards(folder, store, read)  # this or another process may have computed them since
     missing = {k: t for k, t in zip(keys, texts) if k not in store}
-    if missing:
-        _read_shards(folder, store)  # another process may have computed them meanwhile
-        missing = {k: t for k, t in missing.items() if k not in store}
     if missing:
         vectors = sentence_embeddings(list(missing.values()), model_path)
         folder.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256("\x00".join(missing).encode()).hexdigest()[:24]
+        name = f"{hashlib.sha256(chr(0).join(missing).encode()).hexdigest()[:24]}.npz"
         tmp = folder / f".{name}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
             np.savez(fh, keys=np.array(list(missing)), vectors=vectors)
-        os.replace(tmp, folder / f"{name}.npz")
+        os.replace(tmp, folder / name)
+        read.add(name)
         store.update(zip(missing, vectors))
     return np.stack([store[k] for k in keys])
 
