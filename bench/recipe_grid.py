@@ -14,29 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from knowledge_runs import run  # the same subprocess runner (bench/ is on sys.path when run as a script)
+# the replication's runner, recorder and result line (bench/ is on sys.path when run as a script)
+from knowledge_runs import copy_final, record, run, summary
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "bench" / "recipe_grid.yaml"
-ROWS = (("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"),
-        ("fm5_qa_mc_closed", "acc_pmi"))
 
 
 def overrides_argv(overrides: dict) -> list[str]:
     return [a for k, v in overrides.items() for a in (f"--{k}", json.dumps(v) if isinstance(v, bool) else str(v))]
-
-
-def record(out: Path, result: dict) -> None:
-    """One cell's result: printed, and appended to OUT/log.txt (the grid's record across sessions)."""
-    line = json.dumps(result)
-    print(line, flush=True)
-    with open(out / "log.txt", "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
 
 
 def main() -> None:
@@ -82,10 +72,7 @@ def main() -> None:
                   *overrides_argv(cell["overrides"])], log)
         t_train = time.time() - t0
         if ok:
-            shutil.rmtree(final, ignore_errors=True)
-            final.mkdir()
-            for f in ("adapter_config.json", "adapter_model.safetensors", "fm5_run.json", "fm5_plan.json"):
-                shutil.copy2(train / f, final / f)
+            copy_final(train, final)
         ok = ok and run([*fm5, "eval", *model_args, "--no-base", "--adapters", str(final), "--output_path",
                          str(evals), "--overwrite"], log)
         t_eval = time.time() - t0 - t_train
@@ -93,19 +80,8 @@ def main() -> None:
             record(out, {"cell": name, "status": "failed", "log": str(log)})
             continue
         report = build([str(base / "base"), str(evals / final.name)], str(base / "base"))
-        did = {(d.model, d.task, d.metric): d for d in report.did}
-        provenance = json.loads((train / "fm5_run.json").read_text())
-        record(out, {
-            "cell": name, "status": "ok", "overrides": cell["overrides"], "train_s": round(t_train),
-            "eval_s": round(t_eval), "lines": [line.sentence for line in report.verdict_lines],
-            "pair": report.verdict.sentence,
-            "did": {f"{task} {metric}": {"seen": d.seen_gain, "unseen": d.unseen_gain, "did": d.did.text,
-                                         "interval": d.interval, "p": d.p}
-                    for (model, task, metric), d in did.items() if (task, metric) in ROWS},
-            "stages": [{k: s.get(k) for k in ("name", "global_step", "sequences", "rows", "texts", "views")}
-                       for s in provenance["stages"]],
-            "study_questions": (provenance.get("decontamination") or {}).get("study_questions"),
-        })
+        record(out, {"cell": name, "status": "ok", "overrides": cell["overrides"], "train_s": round(t_train),
+                     "eval_s": round(t_eval), **summary(report, train)})
 
 
 if __name__ == "__main__":
