@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from conftest import write_jsonl
-from conftest import FM5
+from conftest import FM5, write_jsonl
+from fuzz import run_cli
 from harness_ext.data import (DataError, Split, derive_id, load_qa, load_split, near_duplicates, resolve_data_path,
                               shares_long_span, span_keys, training_inputs)
 
@@ -73,11 +73,10 @@ def test_bad_file_gives_one_line_naming_file_line_and_field(tmp_path, case):
 def test_cli_exits_2_without_traceback(tmp_path, case):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(BAD_FILES[case][0])
-    proc = subprocess.run([*FM5, "data", "--data", str(path)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr and str(path) in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    code, err = run_cli(["data", "--data", str(path)])
+    assert code == 2
+    assert "Traceback" not in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_no_data_location_says_how_to_pass_it(monkeypatch):
@@ -144,10 +143,9 @@ def test_fm5_data_prints_the_four_counts(shared_qa):
 
 def test_bad_split_settings_are_one_line(shared_qa):
     for args in (["--test_size", "0"], ["--seen_fraction", "1.5"]):
-        proc = subprocess.run([*FM5, "data", "--data", str(shared_qa), *args],
-                              capture_output=True, text=True)
-        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert "Traceback" not in proc.stderr
+        code, err = run_cli(["data", "--data", str(shared_qa), *args])
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
 
 
 def test_long_span_rule():

@@ -29,6 +29,15 @@ def fm5_train(*args, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def train_in_process(capsys, *args) -> tuple[int, str]:
+    """`fm5 train --config CPU_CONFIG ARGS` in this process (as the fuzz runs it): exit status and stderr."""
+    from fm5.cli import main as fm5
+
+    capsys.readouterr()
+    code = fm5(["train", "--config", str(CPU_CONFIG), *args])
+    return code, capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def train_qa(tmp_path_factory, shared_rows):
     return write_jsonl(tmp_path_factory.mktemp("train") / "qa.jsonl", shared_rows[:40])
@@ -306,13 +315,13 @@ def test_every_checkpoint_loads_as_a_peft_adapter(trained, smollm2):
 
 
 @pytest.mark.slow
-def test_finished_run_is_refused_without_overwrite(trained, train_qa):
-    proc = fm5_train("--data", str(train_qa), "--output_dir", str(trained), *FAST)
-    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+def test_finished_run_is_refused_without_overwrite(trained, train_qa, capsys):
+    code, err = train_in_process(capsys, "--data", str(train_qa), "--output_dir", str(trained), *FAST)
+    assert code == 2 and "--overwrite" in err and "Traceback" not in err
 
 
 @pytest.mark.slow
-def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
+def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained, capsys):
     out = tmp_path / "resumed"
     cmd = [*FM5, "train", "--config", str(CPU_CONFIG), "--data", str(train_qa),
            "--output_dir", str(out), *FAST]
@@ -327,8 +336,8 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
     half = out / "checkpoint-3"  # a checkpoint cut off mid-write must not be resumed from
     half.mkdir(exist_ok=True)
     (half / "adapter_config.json").write_text("{")
-    refused = fm5_train("--data", str(train_qa), "--output_dir", str(out), *FAST)
-    assert refused.returncode == 2 and "--resume" in refused.stderr
+    code, err = train_in_process(capsys, "--data", str(train_qa), "--output_dir", str(out), *FAST)
+    assert code == 2 and "--resume" in err
     done = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--resume", *FAST)
     assert done.returncode == 0, done.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())
@@ -411,15 +420,6 @@ BAD_DATA = {
     "invalid utf-8": b'{"passage": "\xc3\x28", "question": "q", "answer": "a"}\n',
     "empty file": b"",
 }
-
-
-def train_in_process(capsys, *args) -> tuple[int, str]:
-    """`fm5 train --config CPU_CONFIG ARGS` in this process (as the fuzz runs it): exit status and stderr."""
-    from fm5.cli import main as fm5
-
-    capsys.readouterr()
-    code = fm5(["train", "--config", str(CPU_CONFIG), *args])
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", BAD_DATA)
