@@ -1,5 +1,5 @@
 # Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models, ~7 min)
-#                 make test   (set up, then run the test suite, ~17-21 min on 2 cores)
+#                 make test   (set up, then run the test suite, ~15-18 min on 2 cores)
 #                 make test-fast  (the suite without the end-to-end runs marked slow: the edit-test loop, ~4 min)
 VENV ?= .venv
 PY := $(VENV)/bin/python
