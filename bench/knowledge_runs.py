@@ -24,12 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+from harness_ext import run_layout
+
 REPO = Path(__file__).resolve().parents[1]
 TASKS = "fm5_qa_mc_closed,fm5_doc_mc"  # the usable line's probe and the stored line's
 # the diff-in-diff rows each result carries: the stored line's, the usable line's, and the exploratory ones
 ROWS = (("fm5_doc_mc", "margin"), ("fm5_qa_mc_closed", "margin"), ("fm5_qa_mc_closed", "acc"),
         ("fm5_qa_mc_closed", "acc_pmi"))
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "fm5_run.json", "fm5_plan.json")
+# the final adapter and its provenance, as the run layout names them (harness_ext.run_layout)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", run_layout.RUN_FILE, run_layout.PLAN_FILE)
 
 
 def run(cmd: list[str], log: Path) -> bool:
@@ -60,12 +63,12 @@ def copy_final(train: Path, final: Path) -> None:
 def summary(report, train: Path) -> dict:
     """What a result line carries from the report (both lines of the verdict, the diff-in-diffs of ROWS) and from
     the run's fm5_run.json (its stages and study-question counts)."""
-    provenance = json.loads((train / "fm5_run.json").read_text())
+    provenance = json.loads((train / run_layout.RUN_FILE).read_text())
     return {
         "lines": [line.sentence for line in report.verdict_lines],
         "pair": report.verdict.sentence,
         "did": {f"{d.task} {d.metric}": {"seen": d.seen_gain, "unseen": d.unseen_gain, "did": d.did.text,
-                                         "interval": d.interval, "p": d.p}
+                                         "interval": d.interval, "p": d.p, "holm": d.p_holm}
                 for d in report.did if (d.task, d.metric) in ROWS},
         "transitions": [f"{t.model} {t.group}: learned {t.learned}, forgotten {t.forgotten}"
                         for t in report.transitions],

@@ -47,6 +47,7 @@ def test_result_line_carries_both_lines_and_the_four_rows(tmp_path, shared_rows,
     assert line["pair"] == report.verdict.sentence
     assert set(line["did"]) == {f"{task} {metric}" for task, metric in runner.ROWS}
     assert line["did"]["fm5_doc_mc margin"]["did"].startswith("+") and line["did"]["fm5_doc_mc margin"]["interval"]
+    assert line["did"]["fm5_qa_mc_closed margin"]["holm"] == "declared"  # the usable line's row, not in the family
     assert line["stages"] == [{"name": "document", "global_step": 4, "sequences": None, "rows": None, "texts": 10,
                                "views": 2}, {"name": "qa", "global_step": 2, "sequences": None, "rows": 16,
                                              "texts": None, "views": None}]
