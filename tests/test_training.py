@@ -222,7 +222,7 @@ def test_outputs_and_provenance(trained, train_qa):
     train_ids, test_ids = set(run["split"]["train_ids"]), set(run["split"]["test_ids"])
     assert train_ids and test_ids and train_ids.isdisjoint(test_ids)
     assert test_ids == Split(0.3, 42).test_ids(load_qa(train_qa))  # the config's split (fm5 eval reads it back)
-    assert run["adapter"]["r"] == 16 and run["base_model"]["gguf_file"].endswith(".gguf")
+    assert run["adapter"]["r"] == 64 and run["base_model"]["gguf_file"].endswith(".gguf")
     # the control group: seen and unseen test ids, the two stages, the corpus
     seen, unseen = set(run["split"]["test_seen_ids"]), set(run["split"]["test_unseen_ids"])
     assert seen and unseen and seen.isdisjoint(unseen) and seen | unseen == test_ids
@@ -541,7 +541,7 @@ def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
     plan = json.loads(capsys.readouterr().out)
     assert plan["test_seen"] == plan["test_unseen"] == 12  # the config's 30 % split of 80 rows
     assert plan["train"] > 0 and plan["document_texts"] > 0 and plan["near_duplicates_dropped"] >= 0
-    assert plan["document_schedule"] == "staged"
+    assert plan["document_schedule"] == "staged" and plan["study_questions"] > 0  # the frozen default's recipe
     assert plan["output_dir_holds"] == "empty" and not out.exists()
     for bad, field in ((["--lora_r", "-3"], "lora_r"), (["--seen_fraction", "[1]"], "seen_fraction"),
                        (["--variant", "9"], "variant"), (["--document_schedule", "3"], "document_schedule")):
@@ -549,3 +549,20 @@ def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
                     "--check", *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"field {field}" in err[0], err
+
+
+def test_a_document_file_alone_trains_no_study_questions_unless_asked(tmp_path, capsys):
+    """--no-qa drops the config's study questions (they are trained in the QA stage); asking for them by name is the
+    one-line error."""
+    from fm5.cli import main as fm5
+
+    doc = write_jsonl(tmp_path / "manual.jsonl", [{"text": f"Text number {i} of the manual, long enough to be a "
+                                                           f"passage of its own here."} for i in range(60)])
+    argv = ["train", "--config", str(CPU_CONFIG), "--document", str(doc), "--no-qa", "--test_size", "0.2",
+            "--output_dir", str(tmp_path / "never"), "--check"]
+    capsys.readouterr()
+    assert fm5(argv) == 0
+    assert json.loads(capsys.readouterr().out)["study_questions"] is None
+    assert fm5([*argv, "--document_questions", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "document_questions needs a QA file" in err[0], err

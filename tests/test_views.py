@@ -106,4 +106,4 @@ def test_views_are_off_by_default_and_declared_in_the_plan(shared_rows):
     on = dataclasses.replace(script, document_views="shuffle", document_headings=True)
     assert provenance.plan(on, inputs)["recipe"] == {"document_schedule": "staged", "document_epochs": 12,
                                                      "document_views": "shuffle", "document_headings": True,
-                                                     "document_questions": 0}
+                                                     "document_questions": 3}  # the frozen default's

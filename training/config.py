@@ -13,7 +13,9 @@ from harness_ext.errors import UsageError
 from harness_ext.files import load_yaml, number, read_yaml
 from training.views import VIEWS
 
-CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "smollm2_cpu.yaml"  # the embedded default (fm5 demo)
+CONFIGS = Path(__file__).resolve().parent / "configs"
+CPU_CONFIG = CONFIGS / "smollm2_cpu.yaml"  # the embedded default, frozen by the recipe grid
+STAGED_CONFIG = CONFIGS / "smollm2_cpu_staged.yaml"  # the one before it (the grid's control; fm5 demo, small)
 # document_schedule: the document stage before the QA stage, both in one, or QA first (training.stages)
 SCHEDULES = ("staged", "mixed", "pit")
 

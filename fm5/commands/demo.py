@@ -1,5 +1,6 @@
 """`fm5 demo`: the whole loop on the packaged default models, sized for 2 CPU cores and 7 minutes: train a small
-document + QA LoRA adapter (training/configs/smollm2_cpu.yaml on the notebook's 10 % split, fewer texts and rows) ->
+document + QA LoRA adapter (training/configs/smollm2_cpu_staged.yaml, the embedded default's recipe before the grid
+froze study questions and rank 64 into it, on the notebook's 10 % split, fewer texts and rows) ->
 `fm5 eval` of the base, the document stage's adapter and the final adapter on the declared comparison's task, the
 closed-book probe, over 30 test questions (15 seen + 15 unseen: below the verdict's claims.MIN_PER_GROUP, so its
 line says "Too few questions" with the numbers; the demo shows the pipeline within its budget, not a result) -> HTML
@@ -67,11 +68,12 @@ def main(args) -> int:
     from reports.build import build
     from reports.render import render_html, render_markdown
     from training import sft
+    from training.config import STAGED_CONFIG
 
     started = time.time()
     data_path = fm5_data.resolve_data_path(args.data)
     rows = fm5_data.load_qa(data_path)
-    script, config = sft.load_config(str(sft.CPU_CONFIG), {
+    script, config = sft.load_config(str(STAGED_CONFIG), {
         "data": str(data_path), "output_dir": str(Path(args.output) / "train"), "test_size": DEMO_TEST_SIZE,
         "max_train_rows": DEMO_TRAIN_ROWS, "num_train_epochs": DEMO_EPOCHS, "max_document_rows": DEMO_DOCUMENT_TEXTS,
         "document_epochs": DEMO_DOCUMENT_EPOCHS, "save_strategy": "no", "disable_tqdm": True})

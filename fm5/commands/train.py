@@ -16,7 +16,9 @@ def add_arguments(p) -> None:
                                       "test passage are dropped")
     p.add_argument("--no-qa", dest="no_qa", action="store_true",
                    help="train on the --document file alone (no QA file, no QA stage): its texts are split into "
-                        "train / seen / unseen like QA rows; evaluate with --tasks fm5_doc_mc")
+                        "train / seen / unseen like QA rows; evaluate with --tasks fm5_doc_mc. No study questions "
+                        "either (they are trained in the QA stage) unless --document_questions is given, which is "
+                        "then an error")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
     p.add_argument("--check", action="store_true",
@@ -36,6 +38,7 @@ def main(args, extra: list[str] | None = None) -> int:
     overrides.update({k: v for k, v in given.items() if v is not None})
     if args.no_qa:
         overrides["qa"] = False
+        overrides.setdefault("document_questions", 0)  # the config's study questions need the QA stage
     script, config = sft.load_config(args.config, overrides)
     if args.check:
         print(json.dumps(sft.check(script, config), indent=1))
