@@ -24,9 +24,10 @@ demo: setup
 	$(VENV)/bin/fm5 demo --data $(DATA) --output fm5-demo
 
 # Both cores: one pytest worker each, each test module on one worker (its module fixtures built once); the session
-# fixtures that cost most are built once for both (tests/conftest.py). WORKERS=0: one process.
+# fixtures that cost most are built once for both (tests/conftest.py); the modules go out in conftest's MODULE_ORDER,
+# longest first. WORKERS=0: one process.
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(PYTEST)

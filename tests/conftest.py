@@ -25,6 +25,22 @@ FM5 = (sys.executable, "-m", "fm5")  # the command line every subprocess test ru
 SHARED_QA = Path(os.environ.get("FM5_SHARED", REPO.parent / "shared")) / "fm5" / "qa_pairs.jsonl"
 
 
+# The order in which `make test` hands test modules to its two workers (`--dist loadfile --no-loadscope-reorder`):
+# the longest first, so that the short ones fill the end, and test_training (the longest, no stock run) beside
+# test_lm_eval_e2e (which builds the shared stock runs `base_run` and `adapter_run` at once), so that the modules
+# reading those runs find them built instead of waiting on the other worker's lock. Costs, `pytest --durations` on 2
+# cores (2026-12-04, seconds): training 392, gate 283, sweep 200, decontamination 127, fuzz 126, knowledge 112,
+# continuation 79, distributed 69, workflow 68, data 68, lm_eval_e2e 61 (mostly waiting). Unnamed modules follow.
+MODULE_ORDER = ("test_training.py", "test_lm_eval_e2e.py", "test_gate.py", "test_sweep.py", "test_decontamination.py",
+                "test_fuzz.py", "test_knowledge.py", "test_continuation.py", "test_distributed.py",
+                "test_workflow.py", "test_data.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(MODULE_ORDER)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its own order
+
+
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

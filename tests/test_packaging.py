@@ -97,3 +97,12 @@ def test_help_imports_no_heavy_library():
             "'trl', 'peft', 'datasets', 'jinja2', 'yaml'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_module_order_names_test_modules_that_exist():
+    """conftest.MODULE_ORDER (how `make test` hands modules to its workers) names only modules that exist, once each:
+    a renamed module must not drop silently to the end of the queue."""
+    from conftest import MODULE_ORDER
+
+    assert len(set(MODULE_ORDER)) == len(MODULE_ORDER)
+    assert [name for name in MODULE_ORDER if not (REPO / "tests" / name).is_file()] == []
