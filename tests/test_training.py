@@ -18,7 +18,7 @@ from training import config as train_config
 from training import sft, stages
 from training import rows as train_rows
 
-CPU_CONFIG = REPO / "training" / "configs" / "smollm2_cpu.yaml"
+CPU_CONFIG = train_config.CPU_CONFIG  # the embedded default, from its one registry
 FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
         "--eval_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
         "--gradient_accumulation_steps", "1", "--logging_steps", "1"]
