@@ -21,6 +21,7 @@ and drops a question that is a near-duplicate of any held-out question; this mod
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -59,6 +60,13 @@ def key_terms(texts: list[str]) -> set[str]:
     return terms
 
 
+@functools.cache
+def _word(term: str) -> re.Pattern:
+    """``term`` as a whole word (compiled once: a corpus asks for thousands of terms in thousands of sentences, more
+    patterns than ``re`` keeps compiled)."""
+    return re.compile(rf"\b{re.escape(term)}\b")
+
+
 def candidates(text: str, terms: set[str]) -> list[dict]:
     """Every study row ``text`` gives (module docstring), in sentence order."""
     rows = []
@@ -67,9 +75,10 @@ def candidates(text: str, terms: set[str]) -> list[dict]:
         rows.append({"kind": "definition", "question": f"What {be} {term}?", "answer": sentence})
         rows.append({"kind": "term", "question": f"What is the term for {defn}?", "answer": term})
     for sentence in _sentences(text):
-        found = sorted((t for t in terms if re.search(rf"\b{re.escape(t)}\b", sentence)), key=lambda t: (-len(t), t))
+        # the substring test first: the word-bounded search only for the few terms the sentence holds at all
+        found = sorted((t for t in terms if t in sentence and _word(t).search(sentence)), key=lambda t: (-len(t), t))
         if found:
-            blanked = re.sub(rf"\b{re.escape(found[0])}\b", "____", sentence, count=1)
+            blanked = _word(found[0]).sub("____", sentence, count=1)
             rows.append({"kind": "cloze", "question": f"Fill in the blank: {blanked}", "answer": found[0]})
     return rows
 
