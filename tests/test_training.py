@@ -14,14 +14,19 @@ import torch
 from conftest import REPO, write_jsonl
 from conftest import FM5
 from harness_ext import prompts, run_layout
+from harness_ext.errors import UsageError
 from training import config as train_config
 from training import sft, stages
 from training import rows as train_rows
 
 CPU_CONFIG = train_config.CPU_CONFIG  # the embedded default, from its one registry
+# A real run, small: 4 steps per stage, a checkpoint every 2, sequences of at most 256 tokens (every closed-book row
+# of the shared file fits: 172 at most), LoRA rank 8 (the plumbing these tests check does not depend on length or
+# rank; a 4-step run at the config's 1024 tokens and rank 64 takes 36 s instead of 26 s, writing 230 MB checkpoints)
 FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
         "--eval_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
-        "--gradient_accumulation_steps", "1", "--logging_steps", "1"]
+        "--gradient_accumulation_steps", "1", "--logging_steps", "1", "--max_length", "256", "--lora_r", "8",
+        "--lora_alpha", "16"]
 
 
 def fm5_train(*args, timeout=900):
@@ -122,6 +127,10 @@ def test_long_passage_is_shortened_question_and_answer_kept(smollm2, shared_rows
     assert train_rows._full_length(tokenizer, fitted, "open") <= 256
     built, shortened = train_rows.build_rows([row], tokenizer, "mixed", 256)
     assert shortened == 1 and len(built) == 2  # mixed: an open and a closed row for each question
+    closed = train_rows._full_length(tokenizer, row, "closed")  # a closed row has nothing to shorten: refused
+    assert train_rows.fit_passage(tokenizer, row, "closed", closed) == (row, False)
+    with pytest.raises(UsageError, match=rf"row {row['id']}: question and answer alone exceed max_length"):
+        train_rows.build_rows([row], tokenizer, "closed", closed - 1)
 
 
 @pytest.mark.slow
@@ -222,7 +231,7 @@ def test_outputs_and_provenance(trained, train_qa):
     train_ids, test_ids = set(run["split"]["train_ids"]), set(run["split"]["test_ids"])
     assert train_ids and test_ids and train_ids.isdisjoint(test_ids)
     assert test_ids == Split(0.3, 42).test_ids(load_qa(train_qa))  # the config's split (fm5 eval reads it back)
-    assert run["adapter"]["r"] == 64 and run["base_model"]["gguf_file"].endswith(".gguf")
+    assert run["adapter"]["r"] == 8 and run["base_model"]["gguf_file"].endswith(".gguf")  # FAST's, not the config's
     # the control group: seen and unseen test ids, the two stages, the corpus
     seen, unseen = set(run["split"]["test_seen_ids"]), set(run["split"]["test_unseen_ids"])
     assert seen and unseen and seen.isdisjoint(unseen) and seen | unseen == test_ids
@@ -253,8 +262,9 @@ def test_both_stages_moved_the_adapter(trained):
 
 @pytest.mark.slow
 def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
-    """On the shared file and the whole manual: no unseen passage (nor a chunk sharing a 13-word span with one) in
-    the document stage, no held-out question or answer anywhere, the seen passages read."""
+    """On the shared file and the whole manual: no unseen passage (nor a chunk or study question sharing a 13-word
+    span with one) in the document stage or the study questions, no held-out question or answer anywhere, the seen
+    passages read."""
     from harness_ext.data import SPAN_WORDS, load_documents, span_keys
 
     script, _ = sft.load_config(str(CPU_CONFIG), {"output_dir": "unused", "document_epochs": 3,
@@ -262,11 +272,13 @@ def test_no_held_out_text_reaches_any_training_input(shared_rows, shared_qa):
     inputs = sft.prepare_inputs(script, shared_rows, load_documents(shared_qa.parent / "fm5_chunks.jsonl"))
     texts = [d["text"] for d in inputs.documents]
     unseen, seen, test = inputs.groups.unseen, inputs.groups.seen, inputs.groups.test
+    study = inputs.study.rows  # the embedded config's study questions, trained with the QA rows
+    assert study
     spans = {k for r in unseen for k in span_keys(r["passage"]) if len(k) == SPAN_WORDS}
-    for text in texts:  # an independent look: every 13-word window of every text
-        words = re.findall(r"\w+", text.lower())
+    for text in texts + [r[f] for r in study for f in ("question", "answer")]:  # an independent look: every
+        words = re.findall(r"\w+", text.lower())  # 13-word window of every text and study question
         assert not {tuple(words[i : i + SPAN_WORDS]) for i in range(len(words) - SPAN_WORDS + 1)} & spans
-    qa_inputs = [f"{r['passage']} {r['question']} {r['answer']}" for r in inputs.train + inputs.eval]
+    qa_inputs = [f"{r['passage']} {r['question']} {r['answer']}" for r in inputs.train + inputs.eval + study]
     for row in test:
         for field in ("question", "answer"):
             assert not any(row[field].strip() in t for t in texts + qa_inputs), (row["id"], field)
@@ -474,7 +486,7 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
            "--gradient_accumulation_steps", "1",
            "--save_strategy", "no", "--eval_strategy", "no", "--ddp_backend", "gloo",
-           "--ddp_find_unused_parameters", "false", "--padding_free", "true"]
+           "--ddp_find_unused_parameters", "false", "--padding_free", "true", "--lora_r", "8", "--lora_alpha", "16"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())

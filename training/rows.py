@@ -15,12 +15,17 @@ def _full_length(tokenizer, row: dict, variant: str) -> int:
 
 
 def fit_passage(tokenizer, row: dict, variant: str, max_length: int | None) -> tuple[dict, bool]:
-    """Shorten the passage (never the question or the answer) until the row fits max_length tokens."""
-    if not max_length or variant != "open":
+    """Shorten the passage (never the question or the answer) until the row fits max_length tokens; a row that cannot
+    fit (a closed-book row, or the question and answer alone) is an error, not a row TRL would cut short at the end,
+    its answer's end token lost from the labels."""
+    if not max_length:
         return row, False
     excess = _full_length(tokenizer, row, variant) - max_length
     if excess <= 0:
         return row, False
+    if variant != "open":
+        raise UsageError(f"row {row['id']}: question and answer alone exceed max_length={max_length} "
+                         f"({excess + max_length} tokens)")
     ids = tokenizer(row["passage"], add_special_tokens=False)["input_ids"]
     for _ in range(8):
         keep = max(len(ids) - excess - 4, 0)
