@@ -48,14 +48,21 @@ def base_model_args(text: str) -> dict:
     return args
 
 
-def expand_adapters(paths: list[str]) -> list[Target]:
+def expand_adapters(paths: list[str], final_only: bool = False) -> list[Target]:
     """Each PATH is an adapter folder, or a training output_dir: its document-stage adapter (document/), its
-    checkpoint-* (by step) and its final adapter."""
+    checkpoint-* (by step) and its final adapter (``final_only``: the final adapter alone, the declared comparison's
+    side; a run with no final adapter yet is then an error)."""
     targets = []
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
             raise models.ModelError(f"{path}: adapter or checkpoint folder not found")
+        if final_only:
+            if not (path / "adapter_config.json").is_file():
+                raise models.ModelError(f"{path}: no final adapter (--final_only); an unfinished run holds only "
+                                        "checkpoints")
+            targets.append(Target(path.name, models.check_adapter_dir(path)))
+            continue
         checkpoints = run_layout.checkpoints(path)
         document = run_layout.document_adapter(path)
         if document:  # the document stage's adapter, before QA
@@ -92,15 +99,16 @@ class LmEvalOptions:
 
 
 def evaluate_all(model_args: dict, adapters: list[str], tasks: list[str], output_path: str, opts: LmEvalOptions,
-                 include_base: bool = True, overwrite: bool = False) -> list[Path]:
-    """Evaluate the base (unless ``include_base`` is False) and every adapter into ``output_path/<model>/``. A model
+                 include_base: bool = True, overwrite: bool = False, final_only: bool = False) -> list[Path]:
+    """Evaluate the base (unless ``include_base`` is False) and every adapter (``expand_adapters``) into
+    ``output_path/<model>/``. A model
     whose folder exists is kept (skipped) unless ``overwrite``; new results appear under their final name only
     when complete (`_staging`).
 
     Under torchrun / accelerate launch every rank runs this same sequence: lm-eval shards each task's documents by
     rank, rank 0 converts a GGUF base (the others wait at a barrier), adapters are switched on every rank in step
     (each `simple_evaluate` synchronises them), and rank 0 gathers the samples and writes the folders."""
-    targets = ([Target("base", None)] if include_base else []) + expand_adapters(adapters)
+    targets = ([Target("base", None)] if include_base else []) + expand_adapters(adapters, final_only)
     if not targets:
         raise UsageError("nothing to evaluate: no base (--no-base) and no adapters")
     opts.metadata, note = run_layout.split_of_runs([t.adapter for t in targets if t.adapter], opts.metadata)

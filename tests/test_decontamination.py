@@ -165,13 +165,14 @@ def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, sh
     proc = subprocess.run([*fm5, "train", "--config", str(REPO / "training" / "configs" / "smollm2_cpu.yaml"),
                            "--data", str(shared_qa), "--output_dir", str(run), "--max_steps", "2",
                            "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
-                           "--save_strategy", "no", "--eval_strategy", "no"], capture_output=True, text=True, env=env)
+                           "--save_strategy", "no", "--eval_strategy", "no", "--max_length", "256", "--lora_r", "8",
+                           "--lora_alpha", "16"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "fm5_run.json").read_text())["decontamination"]
     assert record["rows_dropped"] > 0 and record["continuation"]["rows_dropped"] > 0
     assert record["continuation"]["document_texts_dropped"] > 0 and record["document_text_ids"]
     proc = subprocess.run([*fm5, "eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--adapters",
-                           str(run), "--data", str(shared_qa), "--tasks", "fm5_qa_mc_closed,fm5_doc_mc",
+                           str(run), "--final_only", "--data", str(shared_qa), "--tasks", "fm5_qa_mc_closed,fm5_doc_mc",
                            "--output_path", str(evals),
                            "--limit", "12", "--batch_size", "8"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

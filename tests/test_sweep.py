@@ -70,6 +70,12 @@ def test_training_output_dir_expands_to_checkpoints_and_final(tmp_path, random_a
     for f in random_adapter.iterdir():
         shutil.copy(f, run / f.name)
     assert [t.label for t in expand_adapters([str(run)])] == ["run/checkpoint-2", "run/checkpoint-10", "run"]
+    assert [t.label for t in expand_adapters([str(run)], final_only=True)] == ["run"]  # fm5 eval --final_only
+    shutil.rmtree(run / "checkpoint-2")
+    for f in random_adapter.iterdir():
+        (run / f.name).unlink()
+    with pytest.raises(models.ModelError, match="no final adapter"):  # an error, not the last checkpoint
+        expand_adapters([str(run)], final_only=True)
 
 
 def test_wrong_adapter_dir_and_missing_checkpoint_exit_2(tmp_path, smollm2_gguf):

@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated lm-eval tasks (default: the multiple-choice probe and the QA tasks)")
     p.add_argument("--output_path", required=True)
     p.add_argument("--no-base", dest="base", action="store_false", help="skip the base model")
+    p.add_argument("--final_only", action="store_true",
+                   help="of a training output dir, its final adapter alone (not document/ nor the checkpoints): "
+                        "the declared comparison, base against final")
     p.add_argument("--overwrite", action="store_true",
                    help="re-evaluate models whose folder exists (replaced only once the new results are complete); "
                         "without it they are kept and skipped")
@@ -73,7 +76,7 @@ def main(args, extra: list[str]) -> int:
     tasks = [t for t in args.tasks.split(",") if t]
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, final_only=args.final_only)
         return 0
     return _main_rank(model_args, args, tasks, opts)
 
@@ -93,7 +96,7 @@ def _main_rank(model_args: dict, args, tasks: list[str], opts) -> int:
     rank = int(os.environ.get("RANK", "0"))
     try:
         evaluate_all(model_args, args.adapters, tasks, args.output_path, opts, include_base=args.base,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, final_only=args.final_only)
     except Fm5Error:
         if rank == 0:
             raise
