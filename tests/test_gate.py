@@ -175,9 +175,10 @@ def test_help_states_the_rule():
 
 @pytest.mark.slow
 def test_real_runs_unchanged_passes_truncated_fails(tmp_path, base_run, small_qa, smollm2_gguf):
+    """The shared stock run of the base against itself passes; against a real run of the same model whose answers
+    are cut to 2 tokens, F1 fails on both QA tasks."""
     pretrained, gguf = smollm2_gguf
     args = f"pretrained={pretrained},gguf_file={gguf}"
-    rerun = run_lm_eval(tmp_path / "rerun", small_qa, args, "--gen_kwargs", "max_gen_toks=32", limit=4)
     broken = run_lm_eval(tmp_path / "broken", small_qa, args, "--gen_kwargs", "max_gen_toks=2", limit=4)
     config = tmp_path / "gate.yaml"
     config.write_text("allow_limit: true\n")
@@ -187,7 +188,7 @@ def test_real_runs_unchanged_passes_truncated_fails(tmp_path, base_run, small_qa
                                "--candidate", str(candidate), "--config", str(config), "--json",
                                str(tmp_path / "real.json")], capture_output=True, text=True)
 
-    same = cli(rerun)
+    same = cli(base_run)
     assert same.returncode == 0, same.stdout + same.stderr
     cut = cli(broken)
     assert cut.returncode == 1, cut.stdout + cut.stderr
