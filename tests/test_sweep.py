@@ -104,19 +104,20 @@ def test_adapter_for_another_base_exits_2(tmp_path, smollm2_gguf, small_qa, fm5_
     assert "Traceback" not in err
 
 
-def test_conversion_cache_is_reused_and_invalidated(tmp_path, smollm2_gguf, monkeypatch):
-    monkeypatch.setenv("FM5_CACHE", str(tmp_path / "cache"))
+def test_conversion_cache_is_reused_and_invalidated(tmp_path, smollm2_gguf, fm5_cache, monkeypatch):
+    """The session's cache holds the packaged GGUF's conversion (keyed by the file's bytes, not its path): a copy of
+    the file reuses it; the copy changed is converted again into an entry of its own."""
     src = tmp_path / "models"
     src.mkdir()
     gguf = src / smollm2_gguf[1]
     shutil.copy(smollm2_gguf[0] + "/" + smollm2_gguf[1], gguf)
     first = models.converted_base(str(src), gguf.name)
     assert (first / "config.json").is_file() and (first / "model.safetensors").is_file()
+    assert first == models.converted_base(*smollm2_gguf)  # the packaged file's entry: the same bytes
     calls = []
     monkeypatch.setattr(models, "_convert", lambda *a: calls.append(a))
     assert models.converted_base(str(src), gguf.name) == first and calls == []  # reused, not converted again
     monkeypatch.undo()
-    monkeypatch.setenv("FM5_CACHE", str(tmp_path / "cache"))
     with open(gguf, "ab") as fh:  # a changed file (trailing bytes: still a readable GGUF)
         fh.write(b"\0" * 64)
     second = models.converted_base(str(src), gguf.name)

@@ -207,10 +207,15 @@ def test_cpu_head_scores_label_positions_only(monkeypatch):
 # ----------------------------------------------------------------------------------------------- real run
 
 
+VIEWS = ["--document_epochs", "2", "--document_views", "shuffle", "--document_headings", "true"]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, train_qa, fm5_cache, smollm2):
+    """One real `fm5 train` of the embedded config (FAST), its document stage over 2 passes of varied views with
+    headings (VIEWS), read by every test below that only reads a finished run."""
     out = tmp_path_factory.mktemp("run") / "adapter"
-    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), *FAST)
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), *FAST, *VIEWS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -375,12 +380,10 @@ def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, f
 
 
 @pytest.mark.slow
-def test_document_views_train_each_pass_once_in_turn(tmp_path, train_qa, fm5_cache):
-    """document_views shuffle + document_headings: one epoch over the passes' views, declared in fm5_plan.json."""
-    out = tmp_path / "views"
-    proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--document_epochs", "2",
-                     "--document_views", "shuffle", "--document_headings", "true", *FAST)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_document_views_train_each_pass_once_in_turn(trained):
+    """document_views shuffle + document_headings (the trained run's VIEWS): one epoch over the passes' views,
+    declared in fm5_plan.json."""
+    out = trained
     run = json.loads((out / "fm5_run.json").read_text())
     document = run["stages"][0]
     assert document["name"] == "document" and document["epochs"] == 2
