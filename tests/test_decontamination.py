@@ -148,7 +148,7 @@ def test_planted_leaks_are_caught_and_named_by_probe(tmp_path, clean_inputs, sha
 
 
 @pytest.mark.slow
-def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, shared_qa, smollm2_gguf):
+def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, shared_qa, smollm2_gguf, capsys):
     """`fm5 train` (the embedded config, 2 steps of one sequence) -> `fm5 eval` of both probes (the split from
     fm5_run.json) -> `fm5 report`: the rules training applied leave the report nothing to warn about, and
     fm5_run.json records what each probe's rule dropped."""
@@ -176,7 +176,8 @@ def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, sh
                            "--output_path", str(evals),
                            "--limit", "12", "--batch_size", "8"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = subprocess.run([*fm5, "report", str(evals), str(run), "-o", str(tmp_path / "r.html")],
-                          capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "CONTAMINATION" not in proc.stderr and "CONTAMINATION" not in (tmp_path / "r.html").read_text()
+    from fm5.cli import main
+
+    capsys.readouterr()
+    assert main(["report", str(evals), str(run), "-o", str(tmp_path / "r.html")]) == 0  # in this process
+    assert "CONTAMINATION" not in capsys.readouterr().err and "CONTAMINATION" not in (tmp_path / "r.html").read_text()
