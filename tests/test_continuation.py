@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_QA, read_results, read_samples, write_jsonl
+from conftest import REPO, SHARED_QA, SMALL_TRAINING, read_results, read_samples, write_jsonl
 from fakes import fake_doc_items, fake_mc_questions, write_fake_run
 from harness_ext import continuation as C
 from harness_ext import data, metrics, models
@@ -281,8 +281,8 @@ def test_a_document_file_alone_trains_evaluates_and_reports_the_stored_line(tmp_
     proc = subprocess.run([*fm5, "train", "--config", str(config), "--document", str(chunk_file), "--no-qa",
                            "--output_dir", str(run), "--test_size", "0.2", "--max_steps", "2",
                            "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-                           "--save_strategy", "no", "--eval_strategy", "no", "--max_length", "256", "--lora_r", "8",
-                           "--lora_alpha", "16"], capture_output=True, text=True, env=env)
+                           "--save_strategy", "no", "--eval_strategy", "no", *SMALL_TRAINING], capture_output=True,
+                          text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "fm5_run.json").read_text())
     assert record["config"]["fm5"]["qa"] is False and record["stored"] == "final:fm5_doc_mc:margin"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import write_jsonl
+from conftest import SMALL_TRAINING, write_jsonl
 from fakes import fake_mc_questions, write_fake_run
 from harness_ext import data, decontamination
 from harness_ext.sentences import split_sentences, usable
@@ -165,8 +165,8 @@ def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, sh
     proc = subprocess.run([*fm5, "train", "--config", str(REPO / "training" / "configs" / "smollm2_cpu.yaml"),
                            "--data", str(shared_qa), "--output_dir", str(run), "--max_steps", "2",
                            "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
-                           "--save_strategy", "no", "--eval_strategy", "no", "--max_length", "256", "--lora_r", "8",
-                           "--lora_alpha", "16"], capture_output=True, text=True, env=env)
+                           "--save_strategy", "no", "--eval_strategy", "no", *SMALL_TRAINING], capture_output=True,
+                          text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "fm5_run.json").read_text())["decontamination"]
     assert record["rows_dropped"] > 0 and record["continuation"]["rows_dropped"] > 0

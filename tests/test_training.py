@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, write_jsonl
+from conftest import REPO, SMALL_TRAINING, write_jsonl
 from conftest import FM5
 from harness_ext import prompts, run_layout
 from harness_ext.errors import UsageError
@@ -20,13 +20,10 @@ from training import sft, stages
 from training import rows as train_rows
 
 CPU_CONFIG = train_config.CPU_CONFIG  # the embedded default, from its one registry
-# A real run, small: 4 steps per stage, a checkpoint every 2, sequences of at most 256 tokens (every closed-book row
-# of the shared file fits: 172 at most), LoRA rank 8 (the plumbing these tests check does not depend on length or
-# rank; a 4-step run at the config's 1024 tokens and rank 64 takes 36 s instead of 26 s, writing 230 MB checkpoints)
+# A real run, small: 4 steps per stage, a checkpoint every 2, conftest's SMALL_TRAINING (256 tokens, rank 8)
 FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
         "--eval_steps", "2", "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
-        "--gradient_accumulation_steps", "1", "--logging_steps", "1", "--max_length", "256", "--lora_r", "8",
-        "--lora_alpha", "16"]
+        "--gradient_accumulation_steps", "1", "--logging_steps", "1", *SMALL_TRAINING]
 
 
 def fm5_train(*args, timeout=900):
@@ -489,7 +486,8 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
            "--gradient_accumulation_steps", "1",
            "--save_strategy", "no", "--eval_strategy", "no", "--ddp_backend", "gloo",
-           "--ddp_find_unused_parameters", "false", "--padding_free", "true", "--lora_r", "8", "--lora_alpha", "16"]
+           "--ddp_find_unused_parameters", "false", "--padding_free", "true",
+           *SMALL_TRAINING[2:]]  # rank 8; max_length stays the config's (asserted below)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())
