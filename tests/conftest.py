@@ -3,6 +3,8 @@ fixture per packaged model. Nothing is loaded at collection time and nothing com
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -40,6 +42,23 @@ MODULE_ORDER = ("test_training.py", "test_lm_eval_e2e.py", "test_knowledge.py", 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(MODULE_ORDER)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its own order
+
+
+def fm5_in_process(*argv: str) -> subprocess.CompletedProcess:
+    """`fm5 ARGV` in this process, its exit status and output as `subprocess.run(FM5 + ARGV, capture_output=True,
+    text=True)` reports them; argparse's exit counts as its status, any other exception propagates. For the tests of
+    what a command does: the worker has imported torch, TRL and lm-eval already, where a fresh `python -m fm5` spends
+    ~5 s of CPU importing them. What the command line and its process add (the entry point, a kill, torchrun) is
+    tested through FM5."""
+    from fm5 import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess([*FM5, *argv], code, out.getvalue(), err.getvalue())
 
 
 def write_jsonl(path: Path, rows) -> Path:

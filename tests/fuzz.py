@@ -9,9 +9,7 @@ and returns (exit code, stderr); any exception escaping it is what a user would 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import random
 from pathlib import Path
@@ -112,20 +110,17 @@ def write_case(path: Path, data: bytes | None) -> None:
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    """`fm5 ARGV` in this process: (exit code, stderr). SystemExit (argparse) counts as its code."""
-    from fm5 import cli
+    """`fm5 ARGV` in this process (conftest.fm5_in_process): (exit code, stderr); an exception escaping the command
+    is exit code 3 with its traceback, what a user would see."""
+    from conftest import fm5_in_process
 
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-        except Exception as exc:  # noqa: BLE001 - escaped the CLI: a traceback for a user
-            import traceback
+    try:
+        proc = fm5_in_process(*argv)
+    except Exception as exc:  # noqa: BLE001 - escaped the CLI: a traceback for a user
+        import traceback
 
-            return 3, "Traceback (escaped fm5): " + "".join(traceback.format_exception(exc)[-3:])
-    return code, err.getvalue()
+        return 3, "Traceback (escaped fm5): " + "".join(traceback.format_exception(exc)[-3:])
+    return proc.returncode, proc.stderr
 
 
 class Tally:

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_QA, SMALL_TRAINING, read_results, read_samples, write_jsonl
+from conftest import REPO, SHARED_QA, SMALL_TRAINING, fm5_in_process, read_results, read_samples, write_jsonl
 from fakes import fake_doc_items, fake_mc_questions, write_fake_run
 from harness_ext import continuation as C
 from harness_ext import data, metrics, models
@@ -273,31 +273,27 @@ def test_options_are_the_same_in_every_process(doc_run, chunk_file, fm5_cache):
 def test_a_document_file_alone_trains_evaluates_and_reports_the_stored_line(tmp_path, chunk_file, smollm2_gguf):
     """`fm5 train --no-qa --document FILE` (no QA file) -> `fm5 eval --tasks fm5_doc_mc` (the split and the file
     from fm5_run.json) -> `fm5 report`: the verdict's stored line."""
+    from training.config import CPU_CONFIG
+
     pretrained, gguf = smollm2_gguf
-    config = REPO / "training" / "configs" / "smollm2_cpu.yaml"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    fm5 = [sys.executable, "-m", "fm5"]
     run = tmp_path / "run"
-    proc = subprocess.run([*fm5, "train", "--config", str(config), "--document", str(chunk_file), "--no-qa",
-                           "--output_dir", str(run), "--test_size", "0.2", "--max_steps", "2",
-                           "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-                           "--save_strategy", "no", "--eval_strategy", "no", *SMALL_TRAINING], capture_output=True,
-                          text=True, env=env)
+    proc = fm5_in_process("train", "--config", str(CPU_CONFIG), "--document", str(chunk_file), "--no-qa",
+                          "--output_dir", str(run), "--test_size", "0.2", "--max_steps", "2",
+                          "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+                          "--save_strategy", "no", "--eval_strategy", "no", *SMALL_TRAINING)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "fm5_run.json").read_text())
     assert record["config"]["fm5"]["qa"] is False and record["stored"] == "final:fm5_doc_mc:margin"
     assert record["split"]["train_ids"] == [] and len(record["split"]["test_unseen_ids"]) == 6
     assert record["stages"][-1]["name"] == "document" and record["data"]["path"] == str(chunk_file.resolve())
     evals = tmp_path / "evals"
-    proc = subprocess.run([*fm5, "eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--adapters",
-                           str(run), "--tasks", "fm5_doc_mc", "--output_path", str(evals), "--limit", "8"],
-                          capture_output=True, text=True, env=env)
+    proc = fm5_in_process("eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--adapters", str(run),
+                          "--tasks", "fm5_doc_mc", "--output_path", str(evals), "--limit", "8")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "document file from fm5_run.json" in proc.stdout + proc.stderr
-    from fm5.cli import main
-
-    assert main(["report", str(evals), str(run), "-o", str(tmp_path / "r.html"), "--markdown",
-                 str(tmp_path / "r.md")]) == 0  # in this process
+    proc = fm5_in_process("report", str(evals), str(run), "-o", str(tmp_path / "r.html"), "--markdown",
+                          str(tmp_path / "r.md"))
+    assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "r.md").read_text()
     assert "final:fm5_doc_mc:margin" in md and "passages" in md  # the stored line, over passages
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import SMALL_TRAINING, write_jsonl
+from conftest import SMALL_TRAINING, fm5_in_process, write_jsonl
 from fakes import fake_mc_questions, write_fake_run
 from harness_ext import data, decontamination
 from harness_ext.sentences import split_sentences, usable
@@ -148,36 +148,25 @@ def test_planted_leaks_are_caught_and_named_by_probe(tmp_path, clean_inputs, sha
 
 
 @pytest.mark.slow
-def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, shared_qa, smollm2_gguf, capsys):
+def test_train_eval_both_probes_report_without_a_contamination_line(tmp_path, shared_qa, smollm2_gguf):
     """`fm5 train` (the embedded config, 2 steps of one sequence) -> `fm5 eval` of both probes (the split from
     fm5_run.json) -> `fm5 report`: the rules training applied leave the report nothing to warn about, and
     fm5_run.json records what each probe's rule dropped."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
+    from training.config import CPU_CONFIG
 
     pretrained, gguf = smollm2_gguf
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    fm5 = [sys.executable, "-m", "fm5"]
     run, evals = tmp_path / "run", tmp_path / "evals"
-    proc = subprocess.run([*fm5, "train", "--config", str(REPO / "training" / "configs" / "smollm2_cpu.yaml"),
-                           "--data", str(shared_qa), "--output_dir", str(run), "--max_steps", "2",
-                           "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
-                           "--save_strategy", "no", "--eval_strategy", "no", *SMALL_TRAINING], capture_output=True,
-                          text=True, env=env)
+    proc = fm5_in_process("train", "--config", str(CPU_CONFIG), "--data", str(shared_qa), "--output_dir", str(run),
+                          "--max_steps", "2", "--per_device_train_batch_size", "1", "--gradient_accumulation_steps",
+                          "1", "--save_strategy", "no", "--eval_strategy", "no", *SMALL_TRAINING)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "fm5_run.json").read_text())["decontamination"]
     assert record["rows_dropped"] > 0 and record["continuation"]["rows_dropped"] > 0
     assert record["continuation"]["document_texts_dropped"] > 0 and record["document_text_ids"]
-    proc = subprocess.run([*fm5, "eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--adapters",
-                           str(run), "--final_only", "--data", str(shared_qa), "--tasks", "fm5_qa_mc_closed,fm5_doc_mc",
-                           "--output_path", str(evals),
-                           "--limit", "12", "--batch_size", "8"], capture_output=True, text=True, env=env)
+    proc = fm5_in_process("eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--adapters", str(run),
+                          "--final_only", "--data", str(shared_qa), "--tasks", "fm5_qa_mc_closed,fm5_doc_mc",
+                          "--output_path", str(evals), "--limit", "12", "--batch_size", "8")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from fm5.cli import main
-
-    capsys.readouterr()
-    assert main(["report", str(evals), str(run), "-o", str(tmp_path / "r.html")]) == 0  # in this process
-    assert "CONTAMINATION" not in capsys.readouterr().err and "CONTAMINATION" not in (tmp_path / "r.html").read_text()
+    report = fm5_in_process("report", str(evals), str(run), "-o", str(tmp_path / "r.html"))
+    assert report.returncode == 0 and "CONTAMINATION" not in report.stderr
+    assert "CONTAMINATION" not in (tmp_path / "r.html").read_text()

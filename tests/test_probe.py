@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, read_results, read_samples, run_lm_eval, write_jsonl
-from conftest import FM5
+from conftest import REPO, fm5_in_process, read_results, read_samples, run_lm_eval, write_jsonl
 from harness_ext import data, embeddings, metrics, models, probe, prompts
 from harness_ext.errors import UsageError
 from harness_ext.results import load_run, per_question
@@ -252,10 +251,9 @@ def test_perplexity_matches_a_direct_forward_pass_llama3(tmp_path, tiny_llama3, 
 
 def _fm5_eval(tmp_path, data_path, *extra):
     pretrained, gguf = models.packaged_smollm2()
-    return subprocess.run(
-        [*FM5, "eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}",
-         "--tasks", "fm5_qa_mc_closed", "--output_path", str(tmp_path / "out"), "--data", str(data_path),
-         "--limit", "1", *extra], capture_output=True, text=True, timeout=600, cwd=REPO)
+    return fm5_in_process("eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--tasks",
+                          "fm5_qa_mc_closed", "--output_path", str(tmp_path / "out"), "--data", str(data_path),
+                          "--limit", "1", *extra)
 
 
 @pytest.mark.slow

@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import FM5, STOCK_LIMIT, STOCK_SETTINGS
-from fuzz import run_cli
+from conftest import FM5, STOCK_LIMIT, STOCK_SETTINGS, fm5_in_process
 from harness_ext import DEFAULT_EVAL_TASKS, models
 from harness_ext.metrics import family_metrics
 from harness_ext.results import load_run
@@ -17,16 +16,11 @@ pytestmark = pytest.mark.slow  # fm5 eval runs with the packaged model
 TASKS = DEFAULT_EVAL_TASKS  # fm5 eval's default: the QA tasks and the multiple-choice probe
 
 
-def fm5_eval(out, model_args, *adapters, extra=()):
-    return subprocess.run([*FM5, "eval", "--model_args", model_args,
-                           "--adapters", *map(str, adapters), "--output_path", str(out), *extra],
-                          capture_output=True, text=True, timeout=1200)
-
-
-def fm5_eval_in_process(out, model_args, *adapters, extra=()) -> tuple[int, str]:
-    """The same command in this process (its refusals: no lm-eval run, so no fresh interpreter needed)."""
-    return run_cli(["eval", "--model_args", model_args, "--adapters", *map(str, adapters), "--output_path", str(out),
-                    *extra])
+def fm5_eval(out, model_args, *adapters, extra=()) -> subprocess.CompletedProcess:
+    """`fm5 eval` in this process (conftest.fm5_in_process); the command's own process is tested by the killed sweep
+    below and in test_distributed."""
+    return fm5_in_process("eval", "--model_args", model_args, "--adapters", *map(str, adapters), "--output_path",
+                          str(out), *extra)
 
 
 def _results(folder):
@@ -83,9 +77,9 @@ def test_wrong_adapter_dir_and_missing_checkpoint_exit_2(tmp_path, smollm2_gguf)
     (tmp_path / "not-an-adapter").mkdir()
     for path, words in ((tmp_path / "not-an-adapter", "not a PEFT adapter"),
                         (tmp_path / "run" / "checkpoint-3", "not found")):
-        code, err = fm5_eval_in_process(tmp_path / "out", args, path)
-        assert code == 2 and words in err and "Traceback" not in err
-        assert len(err.strip().splitlines()) == 1, err
+        proc = fm5_eval(tmp_path / "out", args, path)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -97,11 +91,11 @@ def test_adapter_for_another_base_exits_2(tmp_path, smollm2_gguf, small_qa, fm5_
                                          num_attention_heads=4, num_key_value_heads=4))
     adapter = tmp_path / "other-base-lora"
     get_peft_model(other, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
-    code, err = fm5_eval_in_process(tmp_path / "out", "pretrained={},gguf_file={}".format(*smollm2_gguf), adapter,
-                                    extra=["--data", str(small_qa)])
-    last = err.strip().splitlines()[-1]  # after the base's conversion progress, one error line
-    assert code == 2 and "does not fit base" in last and "size mismatch" in last
-    assert "Traceback" not in err
+    proc = fm5_eval(tmp_path / "out", "pretrained={},gguf_file={}".format(*smollm2_gguf), adapter,
+                    extra=["--data", str(small_qa)])
+    last = proc.stderr.strip().splitlines()[-1]  # after the base's conversion progress, one error line
+    assert proc.returncode == 2 and "does not fit base" in last and "size mismatch" in last
+    assert "Traceback" not in proc.stderr
 
 
 def test_conversion_cache_is_reused_and_invalidated(tmp_path, smollm2_gguf, fm5_cache, monkeypatch):

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, SMALL_TRAINING, write_jsonl
-from conftest import FM5
+from conftest import FM5, REPO, SMALL_TRAINING, fm5_in_process, write_jsonl
 from harness_ext import prompts, run_layout
 from harness_ext.errors import UsageError
 from training import config as train_config
@@ -26,18 +25,10 @@ FAST = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--
         "--gradient_accumulation_steps", "1", "--logging_steps", "1", *SMALL_TRAINING]
 
 
-def fm5_train(*args, timeout=900):
-    return subprocess.run([*FM5, "train", "--config", str(CPU_CONFIG), *args],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def train_in_process(capsys, *args) -> tuple[int, str]:
-    """`fm5 train --config CPU_CONFIG ARGS` in this process (as the fuzz runs it): exit status and stderr."""
-    from fm5.cli import main as fm5
-
-    capsys.readouterr()
-    code = fm5(["train", "--config", str(CPU_CONFIG), *args])
-    return code, capsys.readouterr().err
+def fm5_train(*args) -> subprocess.CompletedProcess:
+    """`fm5 train --config CPU_CONFIG ARGS` in this process (conftest.fm5_in_process); the command's own process is
+    tested by the killed run and the two-process run below."""
+    return fm5_in_process("train", "--config", str(CPU_CONFIG), *args)
 
 
 @pytest.fixture(scope="module")
@@ -329,13 +320,13 @@ def test_every_checkpoint_loads_as_a_peft_adapter(trained, smollm2):
 
 
 @pytest.mark.slow
-def test_finished_run_is_refused_without_overwrite(trained, train_qa, capsys):
-    code, err = train_in_process(capsys, "--data", str(train_qa), "--output_dir", str(trained), *FAST)
-    assert code == 2 and "--overwrite" in err and "Traceback" not in err
+def test_finished_run_is_refused_without_overwrite(trained, train_qa):
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(trained), *FAST)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
-def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained, capsys):
+def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained):
     out = tmp_path / "resumed"
     cmd = [*FM5, "train", "--config", str(CPU_CONFIG), "--data", str(train_qa),
            "--output_dir", str(out), *FAST]
@@ -350,8 +341,8 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained, capsy
     half = out / "checkpoint-3"  # a checkpoint cut off mid-write must not be resumed from
     half.mkdir(exist_ok=True)
     (half / "adapter_config.json").write_text("{")
-    code, err = train_in_process(capsys, "--data", str(train_qa), "--output_dir", str(out), *FAST)
-    assert code == 2 and "--resume" in err
+    refused = fm5_train("--data", str(train_qa), "--output_dir", str(out), *FAST)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
     done = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--resume", *FAST)
     assert done.returncode == 0, done.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())
@@ -360,7 +351,7 @@ def test_resume_after_a_killed_run(tmp_path, train_qa, fm5_cache, trained, capsy
 
 
 @pytest.mark.slow
-def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, fm5_cache, capsys):
+def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, fm5_cache):
     out = tmp_path / "mixed"
     proc = fm5_train("--data", str(train_qa), "--output_dir", str(out), "--document_schedule", "mixed",
                      "--document_epochs", "2", "--num_train_epochs", "3", "--document_views", "shuffle", *FAST)
@@ -371,9 +362,9 @@ def test_mixed_schedule_trains_texts_and_rows_in_one_stage(tmp_path, train_qa, f
     assert stage["name"] == "mixed" and stage["learning_rate"] == 1e-3  # the document stage's rate
     assert stage["sequences"] == 2 * stage["texts"] + 3 * stage["rows"] and stage["texts"] == run["corpus"]["texts"]
     assert not (out / run_layout.DOCUMENT_DIR).exists() and run_layout.complete_checkpoints(out)
-    code, err = train_in_process(capsys, "--data", str(train_qa), "--output_dir", str(tmp_path / "x"),
-                                 "--document_schedule", "mixed", "--document_epochs", "2.5", "--check")
-    assert code == 2 and "document_epochs must be a whole number" in err
+    proc = fm5_train("--data", str(train_qa), "--output_dir", str(tmp_path / "x"), "--document_schedule", "mixed",
+                     "--document_epochs", "2.5", "--check")
+    assert proc.returncode == 2 and "document_epochs must be a whole number" in proc.stderr
 
 
 @pytest.mark.slow
@@ -435,15 +426,15 @@ BAD_DATA = {
 
 
 @pytest.mark.parametrize("case", BAD_DATA)
-def test_bad_data_fails_fast_with_one_line(tmp_path, case, capsys):
+def test_bad_data_fails_fast_with_one_line(tmp_path, case):
     data = tmp_path / "bad.jsonl"
     data.write_bytes(BAD_DATA[case])
     out = tmp_path / "out"
     started = time.time()
-    code, err = train_in_process(capsys, "--data", str(data), "--output_dir", str(out))
-    assert code == 2 and time.time() - started < 60
-    assert "Traceback" not in err and str(data) in err
-    assert len(err.strip().splitlines()) == 1, err
+    proc = fm5_train("--data", str(data), "--output_dir", str(out))
+    assert proc.returncode == 2 and time.time() - started < 60
+    assert "Traceback" not in proc.stderr and str(data) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists()
 
 
@@ -463,13 +454,12 @@ def test_bad_config_fails_fast(tmp_path, train_qa, extra, words, capsys):
     assert not out.exists()
 
 
-def test_missing_data_file_and_unknown_override(tmp_path, capsys):
+def test_missing_data_file_and_unknown_override(tmp_path):
     out = tmp_path / "out"
-    code, err = train_in_process(capsys, "--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out))
-    assert code == 2 and "nope.jsonl" in err and not out.exists()
-    code, err = train_in_process(capsys, "--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out),
-                                 "--no_such_option", "3")
-    assert code == 2 and "no_such_option" in err
+    proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out))
+    assert proc.returncode == 2 and "nope.jsonl" in proc.stderr and not out.exists()
+    proc = fm5_train("--data", str(tmp_path / "nope.jsonl"), "--output_dir", str(out), "--no_such_option", "3")
+    assert proc.returncode == 2 and "no_such_option" in proc.stderr
 
 
 @pytest.mark.slow
