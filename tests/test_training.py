@@ -142,6 +142,37 @@ def test_padding_free_batch_gives_the_padded_loss(smollm2, shared_rows, tmp_path
     torch.testing.assert_close(losses[True], losses[False], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_padding_free_rows_are_cut_as_trl_cuts_padded_ones(smollm2, shared_rows, tmp_path):
+    """TRL cuts no padding-free row at max_length (and refuses one): rows.for_trl hands texts and tokenized rows over
+    cut exactly as TRL cuts them in a padded run (a row left without a label dropped, as TRL drops it); chat rows,
+    which build_rows made fit, and padded runs pass unchanged."""
+    import dataclasses
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer, _ = smollm2
+    texts = [r["passage"] for r in shared_rows[200:204]]
+    built, _ = train_rows.build_rows(shared_rows[100:103], tokenizer, "open", 1024)
+    limit = 48  # under every text and every open-book row's prompt (those three rows are then left without a label)
+    padded = SFTConfig(output_dir=str(tmp_path / "padded"), max_length=limit, report_to="none", use_cpu=True,
+                       bf16=False, dataset_text_field="text")
+    free = dataclasses.replace(padded, padding_free=True)
+    for rows in ([{"text": t} for t in texts], train_rows.prepared_rows(built, texts, tokenizer)):
+        trl_cut = SFTTrainer(model=model, args=padded, processing_class=tokenizer,
+                             train_dataset=Dataset.from_list(rows)).train_dataset
+        args, ours = train_rows.for_trl(free, rows, tokenizer)
+        assert args.padding_free and args.max_length is None and padded.max_length == limit
+        assert ours == [{k: ex[k] for k in ("input_ids", "labels")} for ex in trl_cut]
+        assert len(ours) == len(texts) and all(len(r["input_ids"]) == limit for r in ours)
+        taken = SFTTrainer(model=model, args=args, processing_class=tokenizer,  # what TRL trains on: ours as given
+                           train_dataset=Dataset.from_list(ours)).train_dataset
+        assert [{k: ex[k] for k in ("input_ids", "labels")} for ex in taken] == ours
+    assert train_rows.for_trl(free, built, tokenizer)[1] is built
+    assert train_rows.for_trl(padded, [{"text": t} for t in texts], tokenizer)[0] is padded
+
+
 def test_cpu_head_scores_label_positions_only(monkeypatch):
     """The fused LM head on CPU: only label positions are projected, with the same loss and gradients as TRL's
     score-everything path (so the speed-up changes no number)."""
@@ -476,13 +507,14 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
            "--gradient_accumulation_steps", "1",
            "--save_strategy", "no", "--eval_strategy", "no", "--ddp_backend", "gloo",
-           "--ddp_find_unused_parameters", "false", "--padding_free", "true",
-           *SMALL_TRAINING[2:]]  # rank 8; max_length stays the config's (asserted below)
+           "--ddp_find_unused_parameters", "false", "--padding_free", "true", *SMALL_TRAINING]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "fm5_run.json").read_text())
     assert run["world_size"] == 2 and run["global_step"] == 2
-    assert run["config"]["sft"]["padding_free"] and run["rows"]["max_length"] == 1024
+    sft_config, (document, _) = run["config"]["sft"], run["stages"]
+    assert sft_config["padding_free"] and sft_config["max_length"] == run["rows"]["max_length"] == 256  # applied:
+    assert document["tokens_seen"] <= 2 * 2 * 2 * 256  # 2 steps x 2 sequences x 2 processes, each cut at 256 tokens
     from harness_ext.models import check_adapter_dir
 
     check_adapter_dir(out)

@@ -1,6 +1,6 @@
 """Training rows: conversational prompt/completion pairs from the shared prompt builder (the same prompts the
-tasks score), long passages shortened (never the question or the answer), and the mixed schedule's rows tokenized
-exactly as TRL would."""
+tasks score), long passages shortened (never the question or the answer), the mixed schedule's rows tokenized
+exactly as TRL would, and padding-free rows cut at max_length as TRL cuts padded ones."""
 
 from __future__ import annotations
 
@@ -75,3 +75,22 @@ def prepared_rows(built: list[dict], texts: list[str], tokenizer) -> list[dict]:
         ids = tokenizer(text=text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token)["input_ids"]
         out.append({"input_ids": ids, "labels": list(ids)})
     return out
+
+
+def for_trl(config, rows: list[dict], tokenizer) -> tuple[object, list[dict]]:
+    """(SFTConfig, rows) as SFTTrainer takes them. With padding_free and no packing, TRL cuts no row at max_length and
+    refuses one ("provide already truncated inputs"), so the rows go over cut as TRL cuts them otherwise: plain texts
+    tokenized as TRL does (prepared_rows), every tokenized row cut to max_length by truncation_mode, the ones left
+    without a label dropped, and the config's max_length None. Chat rows pass unchanged: build_rows made them fit."""
+    import dataclasses
+
+    if not config.padding_free or config.packing or config.max_length is None:
+        return config, rows
+    limit = config.max_length
+    cut = slice(None, limit) if config.truncation_mode == "keep_start" else slice(-limit, None)
+    if rows and "text" in rows[0]:
+        rows = prepared_rows([], [r["text"] for r in rows], tokenizer)
+    if rows and "input_ids" in rows[0]:
+        rows = [{"input_ids": r["input_ids"][cut], "labels": r["labels"][cut]} for r in rows]
+        rows = [r for r in rows if any(t != -100 for t in r["labels"])]
+    return dataclasses.replace(config, max_length=None), rows

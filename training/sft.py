@@ -185,9 +185,6 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
     if n_short or n_short_eval:
         log.warning("shortened the passage of %d training and %d eval rows to fit max_length=%s",
                     n_short, n_short_eval, sft.max_length)
-    fitted_length = sft.max_length
-    if sft.padding_free and not sft.packing:
-        sft.max_length = None  # the rows already fit; TRL does not cut padding-free rows and refuses a limit
     lora = LoraConfig(r=script.lora_r, lora_alpha=script.lora_alpha, lora_dropout=script.lora_dropout,
                       target_modules=list(script.lora_target_modules), bias="none", task_type="CAUSAL_LM")
 
@@ -235,7 +232,7 @@ def train(script: ScriptArguments, sft, resume: bool = False, overwrite: bool = 
 
     # 6. provenance, written last: its presence marks a finished run
     rows = {"variant": script.variant, "train": n_qa, "study_questions": len(study_rows), "eval": len(eval_rows),
-            "max_length": fitted_length, "passages_shortened": n_short + n_short_eval, "passages_withheld_unseen_span": inputs.passages_withheld}
+            "max_length": sft.max_length, "passages_shortened": n_short + n_short_eval, "passages_withheld_unseen_span": inputs.passages_withheld}
     provenance.run_record(script, checked, output_dir, final, [*done, final.stage], rows, started,
                           resume_from).write(output_dir)
     return output_dir

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness_ext import run_layout
 from training import views
-from training.rows import prepared_rows
+from training.rows import for_trl, prepared_rows
 
 log = logging.getLogger("fm5.train")
 
@@ -82,7 +82,8 @@ def saved_stage(model, tokenizer, config, script, lora, rows: list[dict], folder
 
     if resume and (folder / run_layout.STAGE_FILE).is_file():  # done before the interruption
         return PeftModel.from_pretrained(model, str(folder), is_trainable=True), run_layout.read_stage(folder)
-    trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
+    args, rows = for_trl(config, rows, tokenizer)
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, peft_config=lora,
                          train_dataset=Dataset.from_list(rows))
     t0 = time.time()
     with label_positions_only(script.cpu_label_positions_only):
@@ -181,8 +182,9 @@ def final_stage(model, tokenizer, sft, script, lora, train_rows: list[dict], eva
         callbacks.append(EarlyStoppingCallback(script.early_stopping_patience, script.early_stopping_threshold))
     if not eval_rows:
         sft.eval_strategy, sft.load_best_model_at_end = "no", False
+    args, train_rows = for_trl(sft, train_rows, tokenizer)  # the eval rows fit (build_rows)
     trainer = SFTTrainer(
-        model=model, args=sft, processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
+        model=model, args=args, processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
     )
     with label_positions_only(script.cpu_label_positions_only) as compact_head:
