@@ -165,31 +165,43 @@ def test_the_simulation_catches_mutants_of_the_rule(monkeypatch):
     tests, the negative claim without its seen-loss condition, the raw (unstudentized) statistics under unequal groups
     and spreads. Each mutant against the real rule on the same simulated runs."""
     sim, n = _simulation(), claims.MIN_PER_GROUP
-    real = knowledge.effect_of
+    computed, numbers = knowledge.effect_of, {}
+
+    def real(metric, *values, **options):
+        """The real rule's numbers, each simulated run's computed once (the real rule and its mutant see the same
+        runs, so a mutant that keeps the numbers differs from the real rule in the rule alone)."""
+        key = (metric, *(tuple(v) if isinstance(v, list) else v for v in values), *sorted(options.items()))
+        if key not in numbers:
+            numbers[key] = computed(metric, *values, **options)
+        return numbers[key]
+
+    def use(effect_of):
+        monkeypatch.setattr(knowledge, "effect_of", effect_of)
 
     def mutant(**fields):
-        monkeypatch.setattr(knowledge, "effect_of", lambda *a, **k: dataclasses.replace(real(*a, **k), **fields))
+        use(lambda *a, **k: dataclasses.replace(real(*a, **k), **fields))
 
     # 1. "learned" without the seen group's own gain: the unseen group falls, the seen one does not gain
+    use(real)
     assert sim.simulate("skewed", n, n, 100)["learned"] <= 0.05
     mutant(p_seen_better=0.0)
     assert sim.simulate("skewed", n, n, 100)["learned"] >= 0.5
-    monkeypatch.undo()
     # 2. "worse on what it read" without the seen group's own loss: both gain, the unseen group more
+    use(real)
     assert sim.simulate("control", n, n, 100)["any"] <= 0.05
     mutant(p_seen_worse=0.0)
     assert sim.simulate("control", n, n, 100)["any"] >= 0.5
-    monkeypatch.undo()
     # 3. one-sided 5 % tests instead of 2.5 %: a style gain on both groups, so the seen test always passes
+    use(real)
     real_rate = sim.simulate("style", n, n, 600)["any"]
-    monkeypatch.setattr(claims, "ALPHA", 0.10)
-    mutant_rate = sim.simulate("style", n, n, 600)["any"]
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(claims, "ALPHA", 0.10)
+        mutant_rate = sim.simulate("style", n, n, 600)["any"]
     print(f"\none-sided 2.5 % vs 5 %: {real_rate:.4f} vs {mutant_rate:.4f}")
     assert real_rate <= _bound(0.05, 600) and mutant_rate - real_rate >= 0.025
     # 4. the raw statistics: a small seen group with a large spread against a large, tight unseen one
     real_rate = sim.simulate("unequal", n, 3 * n, 300)["any"]
-    monkeypatch.setattr(knowledge, "effect_of", lambda *a, **k: real(*a, **{**k, "studentized": False}))
+    use(lambda *a, **k: real(*a, **{**k, "studentized": False}))
     mutant_rate = sim.simulate("unequal", n, 3 * n, 300)["any"]
     monkeypatch.undo()
     print(f"unequal groups, studentized vs raw: {real_rate:.4f} vs {mutant_rate:.4f}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, fm5_in_process
 from workflow_runner import Runner, WorkflowError
 
 WORKFLOW = REPO / "examples" / "github-workflow.yml"
@@ -104,10 +104,9 @@ def workspace(tmp_path_factory, small_qa, smollm2_gguf, random_adapter):
         "knowledge: {task: fm5_qa_mc_closed, metric: margin, tolerance: {absolute: 0.1}}\n")
     pretrained, gguf = smollm2_gguf
     evals = ws.parent / "baseline-eval"
-    proc = subprocess.run([sys.executable, "-m", "fm5", "eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}",
-                           "--tasks", "fm5_qa_mc_closed", "--data", str(ws / "data" / "qa_pairs.jsonl"),
-                           "--apply_chat_template", "--output_path", str(evals)], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = fm5_in_process("eval", "--model_args", f"pretrained={pretrained},gguf_file={gguf}", "--tasks",
+                          "fm5_qa_mc_closed", "--data", str(ws / "data" / "qa_pairs.jsonl"), "--apply_chat_template",
+                          "--output_path", str(evals))
     assert proc.returncode == 0, proc.stderr[-3000:]
     (model,) = [p.parent for p in evals.glob("*/results_*.json")]
     shutil.move(model, ws / "baselines" / "base")
