@@ -150,7 +150,8 @@ def _line(base: results.ModelRun, others: list[results.ModelRun], comparison: cl
 
 def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared: list[tuple[claims.Primary, str]],
                n_permutations: int = knowledge.DEFAULT_PERMUTATIONS):
-    """The verdict: (headline, lines, {(model label, task, metric): css} of the declared rows, notes). ``declared``: the stored
+    """The verdict: (headline, lines, {(model label, task, metric): (css, effect)} of the declared rows, notes).
+    ``declared``: the stored
     comparison (continuation probe), then the usable one (the question probe, the run's ``primary``). Without the
     continuation probe's results the headline is the usable comparison alone, as it always was; with both, the lines
     are tested in a fixed sequence (stored first; usable only when stored holds) and the headline says the pair in
@@ -161,9 +162,9 @@ def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared:
     if s is None and u is None:
         return None, [], {}, [f"The declared comparison ({usable}) names no evaluated model: no verdict."]
     if s is None or u is None:
-        v, comparison = (s[0], stored) if s else (u[0], usable)
-        return v, [], {(v.model, comparison.task, comparison.metric): v.css}, []
-    (sv, _, _), (uv, _, ueff) = s, u
+        (v, _, eff), comparison = (s, stored) if s else (u, usable)
+        return v, [], {(v.model, comparison.task, comparison.metric): (v.css, eff)}, []
+    (sv, _, seff), (uv, _, ueff) = s, u
     if sv.css != "up":
         told = "needs seen and unseen questions" if ueff is None else claims.describe(ueff, usable.metric, usable.task)
         uv = Verdict(uv.model, uv.comparison, uv.source, f"Not tested: the question line is tested only when the "
@@ -175,7 +176,8 @@ def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared:
                        f"{sv.comparison}, then {uv.comparison}",
                        sv.source if sv.source == uv.source else f"stored: {sv.source}; usable: {uv.source}", summary,
                        css)
-    rows = {(sv.model, stored.task, stored.metric): sv.css, (uv.model, usable.task, usable.metric): uv.css}
+    rows = {(sv.model, stored.task, stored.metric): (sv.css, seff),
+            (uv.model, usable.task, usable.metric): (uv.css, ueff)}
     return headline, [sv, uv], rows, []
 
 
@@ -237,15 +239,19 @@ def knowledge_view(base: results.ModelRun, others: list[results.ModelRun],
     for run in others:
         for task, metric in knowledge.DID_METRICS:
             tb, to = base.tasks.get(task), run.tasks.get(task)
-            if tb and to and metric in tb.aggregate and \
-                    (eff := knowledge.effect(tb, to, metric, n_permutations=n_permutations)) is not None:
+            if not (tb and to and metric in tb.aggregate):
+                continue
+            _, eff = declared_rows.get((run.label, task, metric), (None, None))  # a declared row: the verdict's numbers
+            if eff is None:
+                eff = knowledge.effect(tb, to, metric, n_permutations=n_permutations)
+            if eff is not None:
                 effects.append((run, task, metric, eff, (run.label, task, metric) in declared_rows))
     family = [i for i, e in enumerate(effects) if not e[4]]
     adjusted = dict(zip(family, holm([effects[i][3].p_did for i in family])))
     for i, (run, task, metric, eff, declared_row) in enumerate(effects):
         better = results.METRICS[metric].higher_is_better
         if declared_row:
-            css, p_holm = declared_rows[(run.label, task, metric)], "declared"
+            css, p_holm = declared_rows[(run.label, task, metric)][0], "declared"
         else:
             sign = (1 if eff.did.value > 0 else -1) * (1 if better else -1)
             css, p_holm = (_css(sign) if adjusted[i] < claims.ALPHA else "ns"), f"{adjusted[i]:.3g}"
