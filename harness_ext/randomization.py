@@ -46,22 +46,24 @@ def _gain_columns(kind: str, base: list, model: list) -> np.ndarray:
     return np.stack([d, d * d], axis=1)
 
 
-def _gain_moments(kind: str, sums: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(gain, variance of the gain) of each row of column sums over ``k`` questions. Perplexity: exp(NLL / tokens)
-    of the model minus the base's, its variance from the influence values of the two ratio estimators."""
+def _gain_moments(kind: str, sums, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, variance of the gain) per arrangement from ``sums``, the sums of each of ``_gain_columns``' columns
+    (one array per column, a value per arrangement) over ``k`` questions. Perplexity: exp(NLL / tokens) of the model
+    minus the base's, its variance from the influence values of the two ratio estimators."""
     import numpy as np
 
     denominator = np.maximum(k * (k - 1), 1)
     if kind == "perplexity":
-        a, c, e, f, aa, ac, cc, ee, ef, ff, ae, af, ce, cf = sums.T
+        a, c, e, f, aa, ac, cc, ee, ef, ff, ae, af, ce, cf = sums
         rm, rb = a / c, e / f
         pm, pb = np.exp(rm), np.exp(rb)
         x, y = pm * k / c, pb * k / f  # d ppl / d (per-question NLL - ratio x tokens), times k
         squares = (x * x * (aa - 2 * rm * ac + rm * rm * cc) + y * y * (ee - 2 * rb * ef + rb * rb * ff)
                    - 2 * x * y * (ae - rb * af - rm * ce + rm * rb * cf))
         return pm - pb, np.maximum(squares, 0) / denominator
-    mean = sums[:, 0] / k
-    return mean, np.maximum(sums[:, 1] - k * mean * mean, 0) / denominator
+    s1, s2 = sums
+    mean = s1 / k
+    return mean, np.maximum(s2 - k * mean * mean, 0) / denominator
 
 
 @lru_cache(maxsize=32)
@@ -95,8 +97,10 @@ def _masks(n: int, k: int | None, n_permutations: int, seed: int) -> tuple[np.nd
 
 def _p_values(observed: float, null: np.ndarray, exact: bool) -> tuple[float, float]:
     """One-sided p-values (effect > 0, effect < 0) of the observed statistic against its randomization null."""
+    import numpy as np
+
     tol = 1e-10 * max(1.0, abs(observed))
-    greater, less = int((null >= observed - tol).sum()), int((null <= observed + tol).sum())
+    greater, less = int(np.count_nonzero(null >= observed - tol)), int(np.count_nonzero(null <= observed + tol))
     if exact:  # the observed arrangement is one of the enumerated ones
         return greater / null.size, less / null.size
     return (greater + 1) / (null.size + 1), (less + 1) / (null.size + 1)
@@ -170,7 +174,7 @@ def randomization_did(kind: str, base_seen: list, model_seen: list, base_unseen:
         did, var = g_s - g_u, v_s + v_u
         return (did / np.sqrt(var + _TINY) if studentized else did), did, var
 
-    values, dids, variances = stat(seen_sums, total - seen_sums)
+    values, dids, variances = stat(seen_sums.T, (total - seen_sums).T)
     effect, se = float(dids[0]), float(np.sqrt(variances[0]))
     p = _p_values(float(values[0]), values[1:], exact)
     if kind == "perplexity":
@@ -183,7 +187,7 @@ def randomization_did(kind: str, base_seen: list, model_seen: list, base_unseen:
     def p_at(shift: float) -> tuple[float, float]:
         s1, s2 = m_d - shift * m_o, m_dd - 2 * shift * m_do + shift * shift * m_o
         u1, u2 = (t_d - shift * t_o) - s1, (t_dd - 2 * shift * t_do + shift * shift * t_o) - s2
-        values = stat(np.stack([s1, s2], axis=1), np.stack([u1, u2], axis=1))[0]
+        values = stat((s1, s2), (u1, u2))[0]
         return _p_values(float(values[0]), values[1:], exact)
 
     return Randomization(effect, *p, exact, *_invert(p_at, effect, 4 * se))
@@ -197,9 +201,10 @@ def _hall(s1: np.ndarray, s2: np.ndarray | float, s3: np.ndarray, n: int) -> np.
 
     mean = s1 / n
     square = mean * mean
-    var = np.maximum(s2 - n * square, 0) / max(n - 1, 1) + _TINY
+    n_square = n * square
+    var = np.maximum(s2 - n_square, 0) / max(n - 1, 1) + _TINY
     sd = np.sqrt(var)
-    g = (s3 - 3 * mean * s2 + 3 * square * s1 - n * square * mean) / (n * var * sd)
+    g = (s3 - 3 * mean * s2 + 3 * square * s1 - n_square * mean) / (n * var * sd)
     ratio = mean / sd
     ratio2 = ratio * ratio
     return math.sqrt(n) * (ratio + g * ratio2 / 3 + g * g * ratio2 * ratio / 27 + g / (6 * n))
@@ -220,11 +225,11 @@ def sign_flip(kind: str, base: list, model: list, n_permutations: int = DEFAULT_
     masks, exact = _masks(n, None, n_permutations, seed)
     masks = np.concatenate([np.zeros((1, n)), masks])  # row 0: nothing swapped, the observed arrangement
     k = np.full(masks.shape[0], float(n))
-    gain, var = _gain_moments(kind, direct.sum(axis=0)[None, :], k[:1])
+    gain, var = _gain_moments(kind, direct.sum(axis=0)[:, None], k[:1])
     effect, se = float(gain[0]), float(np.sqrt(var[0]))
     if kind == "perplexity":
         sums = (1 - masks) @ direct + masks @ _gain_columns(kind, model, base)
-        gain, var = _gain_moments(kind, sums, k)
+        gain, var = _gain_moments(kind, sums.T, k)
         values = gain / np.sqrt(var + _TINY) if studentized else gain
         return Randomization(effect, *_p_values(float(values[0]), values[1:], exact), exact)
     d = direct[:, 0]
