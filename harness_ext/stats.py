@@ -8,6 +8,7 @@ the mean for per-question metrics, exp(sum NLL / sum tokens) for perplexity (nev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 Z_95, Z_POWER_80 = 1.959964, 0.841621
@@ -47,15 +48,19 @@ def statistic(kind: str, weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return sums[:, 0] / weights.sum(axis=1)
 
 
+@lru_cache(maxsize=8)
 def resample_weights(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
     """(n_resamples, n) counts: how often each question is drawn in each resample. Fixed seed: same inputs, same
-    intervals."""
+    intervals. Cached (a report or gate draws the same counts for every metric of a question set; callers never
+    write to them)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_resamples, n))
     flat = (np.arange(n_resamples)[:, None] * n + idx).ravel()
-    return np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+    weights = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+    weights.setflags(write=False)
+    return weights
 
 
 def paired_bootstrap(kind: str, base: list, candidate: list, n_resamples: int = DEFAULT_RESAMPLES,
