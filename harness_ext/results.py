@@ -197,22 +197,29 @@ def _backbone_model(tr: TaskRun) -> tuple[str, int]:
 _SCORED: dict[tuple, tuple[float, float, float]] = {}  # (backbone, layers, prediction, answer) -> (P, R, F1)
 
 
+def bertscore_pairs(pairs: list[tuple[str, str]], model: str, layers: int) -> list[tuple[float, float, float]]:
+    """(precision, recall, F1) of each (prediction, answer) pair, both stripped, under one backbone. Each distinct
+    pair is scored once per process (the same answers recur in several runs, the gate's two runs, a report's
+    models)."""
+    keys = [(model, layers, prediction.strip(), answer.strip()) for prediction, answer in pairs]
+    if len(_SCORED) > 100_000:
+        _SCORED.clear()
+    new = list(dict.fromkeys(k for k in keys if k not in _SCORED))
+    if new:
+        p, r, f = metrics.bertscore([k[2] for k in new], [k[3] for k in new], model, layers)
+        _SCORED.update(zip(new, zip(p, r, f)))
+    return [_SCORED[k] for k in keys]
+
+
 def score_bertscore(tr: TaskRun) -> None:
-    """Per-question BERTScore, recomputed from the logged (prediction, answer) pairs with the recorded backbone.
-    Pairs already scored in this process (the same answers in several runs, the gate's two runs) are reused."""
+    """Per-question BERTScore, recomputed from the logged (prediction, answer) pairs with the recorded backbone
+    (``bertscore_pairs``)."""
     todo = [q for q in tr.questions if q.bertscore is None] if tr.family == "qa" else []
     if not todo:
         return
     model, layers = _backbone_model(tr)
-    keys = [(model, layers, q.prediction.strip(), q.answer.strip()) for q in todo]
-    new = list(dict.fromkeys(k for k in keys if k not in _SCORED))
-    if new:
-        p, r, f = metrics.bertscore([k[2] for k in new], [k[3] for k in new], model, layers)
-        if len(_SCORED) > 100_000:
-            _SCORED.clear()
-        _SCORED.update(zip(new, zip(p, r, f)))
-    for q, key in zip(todo, keys):
-        q.bertscore = _SCORED[key]
+    for q, scores in zip(todo, bertscore_pairs([(q.prediction, q.answer) for q in todo], model, layers)):
+        q.bertscore = scores
 
 
 def per_question(tr: TaskRun, metric: str) -> list:

@@ -18,6 +18,7 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
     {id, question, answer, choices, gold, lls, tokens, unconditional} instead (see `write_fake_mc_task`)."""
     from harness_ext import metrics
     from harness_ext.models import bertscore_backbone
+    from harness_ext.results import bertscore_pairs
 
     folder.mkdir(parents=True, exist_ok=True)
     bb = bertscore_backbone()
@@ -29,7 +30,9 @@ def write_fake_run(folder: Path, questions: dict, model_args: dict | None = None
             write_fake_mc_task(folder, res, task, qs, version, n_original, samples, stamp)
             continue
         preds, golds = [q["prediction"] for q in qs], [q["answer"] for q in qs]
-        p, r, f = metrics.bertscore(preds, golds, bb["model"], bb["num_layers"])
+        # as lm-eval's task would score them; through the readers' cache, so reading the run back scores nothing
+        scores = bertscore_pairs(list(zip(preds, golds)), bb["model"], bb["num_layers"])
+        p, r, f = ([s[i] for s in scores] for i in range(3))
         res["results"][task] = {
             "alias": task,
             "perplexity,none": metrics.corpus_perplexity([(q["nll"], q["tokens"]) for q in qs]),
