@@ -1,6 +1,6 @@
 # Fresh machine:  make demo   (set up, then train + evaluate + report on the packaged default models, ~7 min)
-#                 make test   (set up, then run the test suite, ~10-15 min on 2 cores)
-#                 make test-fast  (the suite without the end-to-end runs marked slow: the edit-test loop, ~2-3 min)
+#                 make test   (set up, then run the test suite, ~9-10 min on 2 cores)
+#                 make test-fast  (the suite without the end-to-end runs marked slow: the edit-test loop, ~1.5 min)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/fm5/qa_pairs.jsonl

@@ -151,11 +151,10 @@ def _line(base: results.ModelRun, others: list[results.ModelRun], comparison: cl
 def verdict_of(base: results.ModelRun, others: list[results.ModelRun], declared: list[tuple[claims.Primary, str]],
                n_permutations: int = knowledge.DEFAULT_PERMUTATIONS):
     """The verdict: (headline, lines, {(model label, task, metric): (css, effect)} of the declared rows, notes).
-    ``declared``: the stored
-    comparison (continuation probe), then the usable one (the question probe, the run's ``primary``). Without the
-    continuation probe's results the headline is the usable comparison alone, as it always was; with both, the lines
-    are tested in a fixed sequence (stored first; usable only when stored holds) and the headline says the pair in
-    plain words (post hoc, uncoloured, when either comparison was named after the run)."""
+    ``declared``: the stored comparison (continuation probe), then the usable one (the question probe, the run's
+    ``primary``). Without the continuation probe's results the headline is the usable comparison alone, as it always
+    was; with both, the lines are tested in a fixed sequence (stored first; usable only when stored holds) and the
+    headline says the pair in plain words (post hoc, uncoloured, when either comparison was named after the run)."""
     (stored, stored_source), (usable, usable_source) = declared
     s = _line(base, others, stored, stored_source, False, n_permutations)
     u = _line(base, others, usable, usable_source, s is None, n_permutations)

@@ -32,8 +32,8 @@ SHARED_QA = Path(os.environ.get("FM5_SHARED", REPO.parent / "shared")) / "fm5" /
 # test_lm_eval_e2e (which builds the shared stock runs `base_run` and `adapter_run` at once), then the modules that
 # need no stock run (knowledge, fuzz), so that those reading the runs (sweep, gate, ...) find them built instead of
 # waiting on the other worker's lock. Costs, `pytest --durations` on 2 cores (2026-12-04, the second session,
-# seconds): training 283, lm_eval_e2e 102, sweep 93, gate 90, knowledge 72, continuation 72, decontamination 64,
-# distributed 62, workflow 57, fuzz 56, reports 34, probe 31. Unnamed modules follow.
+# seconds): training 276, lm_eval_e2e 101, sweep 93, workflow 74, knowledge 70, distributed 66, decontamination 61,
+# continuation 59, fuzz 57, gate 43, reports 31, probe 25. Unnamed modules follow.
 MODULE_ORDER = ("test_training.py", "test_lm_eval_e2e.py", "test_knowledge.py", "test_fuzz.py", "test_sweep.py",
                 "test_gate.py", "test_decontamination.py", "test_continuation.py", "test_distributed.py",
                 "test_workflow.py", "test_probe.py", "test_reports.py", "test_data.py")
