@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_QA, SMALL_TRAINING, fm5_in_process, read_results, read_samples, write_jsonl
+from conftest import SHARED_QA, SMALL_TRAINING, fm5_in_process, read_results, read_samples, write_jsonl
 from fakes import fake_doc_items, fake_mc_questions, write_fake_run
 from harness_ext import continuation as C
-from harness_ext import data, metrics, models
+from harness_ext import data, metrics
 from harness_ext import markdown as md
 from harness_ext.results import ResultsError, load_run, per_question
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, fm5_in_process, read_results, read_samples, run_lm_eval, write_jsonl
+from conftest import fm5_in_process, read_results, read_samples, run_lm_eval, write_jsonl
 from harness_ext import data, embeddings, metrics, models, probe, prompts
 from harness_ext.errors import UsageError
 from harness_ext.results import load_run, per_question

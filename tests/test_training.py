@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -474,14 +473,12 @@ def test_bad_data_fails_fast_with_one_line(tmp_path, case):
     ("\nlora_target_modules: [q_proj, not_a_module]\n", "not_a_module"),
     ("\ngguf_file: missing.gguf\n", "missing.gguf"),
 ])
-def test_bad_config_fails_fast(tmp_path, train_qa, extra, words, capsys):
-    from fm5.cli import main as fm5
-
+def test_bad_config_fails_fast(tmp_path, train_qa, extra, words):
     out = tmp_path / "out"
-    code = fm5(["train", "--config", str(_bad_config(tmp_path, extra)), "--data", str(train_qa), "--output_dir",
-                str(out)])
-    err = capsys.readouterr().err
-    assert code == 2 and words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    proc = fm5_in_process("train", "--config", str(_bad_config(tmp_path, extra)), "--data", str(train_qa),
+                          "--output_dir", str(out))
+    err = proc.stderr
+    assert proc.returncode == 2 and words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -520,7 +517,7 @@ def test_two_cpu_processes_give_one_adapter(tmp_path, train_qa, fm5_cache):
     check_adapter_dir(out)
 
 
-def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train_qa, capsys, monkeypatch):
+def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train_qa, monkeypatch):
     """The GPU config holds the notebook's settings; on this CPU-only, offline machine it stops with one line."""
     import yaml
 
@@ -533,11 +530,10 @@ def test_notebook_config_is_the_notebooks_and_fails_cleanly_here(tmp_path, train
     assert cfg["load_best_model_at_end"] and cfg["metric_for_best_model"] == "eval_loss"
     assert (cfg["test_size"], cfg["split_seed"], cfg["max_length"], cfg["variant"]) == (0.1, 42, 1024, "open")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from fm5.cli import main as fm5
-
-    code = fm5(["train", "--config", str(path), "--data", str(train_qa), "--output_dir", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err
+    proc = fm5_in_process("train", "--config", str(path), "--data", str(train_qa), "--output_dir",
+                          str(tmp_path / "out"))
+    err = proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
@@ -567,37 +563,30 @@ def test_every_declared_grid_cell_is_a_valid_training_config(monkeypatch):
             assert getattr(script, key) == value, (cell["name"], key)
 
 
-def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa, capsys):
-    from fm5.cli import main as fm5
-
+def test_check_prints_the_plan_and_trains_nothing(tmp_path, small_qa):
     out = tmp_path / "never"
-    assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),
-                "--check"]) == 0
-    plan = json.loads(capsys.readouterr().out)
+    proc = fm5_train("--data", str(small_qa), "--output_dir", str(out), "--check")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
     assert plan["test_seen"] == plan["test_unseen"] == 12  # the config's 30 % split of 80 rows
     assert plan["train"] > 0 and plan["document_texts"] > 0 and plan["near_duplicates_dropped"] >= 0
     assert plan["document_schedule"] == "staged" and plan["study_questions"] > 0  # the frozen default's recipe
     assert plan["output_dir_holds"] == "empty" and not out.exists()
     for bad, field in ((["--lora_r", "-3"], "lora_r"), (["--seen_fraction", "[1]"], "seen_fraction"),
                        (["--variant", "9"], "variant"), (["--document_schedule", "3"], "document_schedule")):
-        assert fm5(["train", "--config", str(CPU_CONFIG), "--data", str(small_qa), "--output_dir", str(out),
-                    "--check", *bad]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"field {field}" in err[0], err
+        proc = fm5_train("--data", str(small_qa), "--output_dir", str(out), "--check", *bad)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and f"field {field}" in err[0], err
 
 
-def test_a_document_file_alone_trains_no_study_questions_unless_asked(tmp_path, capsys):
+def test_a_document_file_alone_trains_no_study_questions_unless_asked(tmp_path):
     """--no-qa drops the config's study questions (they are trained in the QA stage); asking for them by name is the
     one-line error."""
-    from fm5.cli import main as fm5
-
     doc = write_jsonl(tmp_path / "manual.jsonl", [{"text": f"Text number {i} of the manual, long enough to be a "
                                                            f"passage of its own here."} for i in range(60)])
-    argv = ["train", "--config", str(CPU_CONFIG), "--document", str(doc), "--no-qa", "--test_size", "0.2",
-            "--output_dir", str(tmp_path / "never"), "--check"]
-    capsys.readouterr()
-    assert fm5(argv) == 0
-    assert json.loads(capsys.readouterr().out)["study_questions"] is None
-    assert fm5([*argv, "--document_questions", "3"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "document_questions needs a QA file" in err[0], err
+    argv = ["--document", str(doc), "--no-qa", "--test_size", "0.2", "--output_dir", str(tmp_path / "never"), "--check"]
+    proc = fm5_train(*argv)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["study_questions"] is None
+    proc = fm5_train(*argv, "--document_questions", "3")
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and "document_questions needs a QA file" in err[0], err

@@ -14,7 +14,6 @@ Any field of ScriptArguments or TRL's SFTConfig can be set in the YAML and overr
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
